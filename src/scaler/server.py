@@ -1,0 +1,116 @@
+"""gRPC servicer of ``serverless.simulator.Scaler``: validate, delegate, translate errors.
+
+Every refusal is an answer, not an exception: the reply's ``status`` says what went wrong and
+``error_message`` says why (the mapping is in docs/errors.md). Validation happens before the
+scheduler is touched, so bad input changes no state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loguru import logger
+
+from scaler.scheduler import RunResult, Scheduler, SchedulerError
+from scaler.states import FunctionSpec, IllegalTransition
+from scaler.wire import pb, rpc
+
+#: Longest request id, instance id or function key accepted (longer ones: InvalidArgument).
+MAX_ID_LENGTH = 512
+#: Largest memory a function may ask for (1 TiB): beyond it the request is nonsense.
+MAX_MEMORY_MB = 1 << 20
+
+_STATUS = {
+    "InvalidArgument": pb.InvalidArgument,
+    "NotFound": pb.NotFound,
+    "InvalidAssigment": pb.InvalidAssigment,
+    "InternalError": pb.InternalError,
+}
+
+
+class BadRequest(Exception):
+    """The request is malformed: answered with InvalidArgument."""
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value:
+        raise BadRequest(f"{name} is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise BadRequest(f"{name} is {len(value)} characters long (limit {MAX_ID_LENGTH})")
+
+
+def spec_from_assign(request: Any) -> FunctionSpec:
+    """Validate an AssignRequest and extract the function it asks for."""
+    _check_id("request_id", request.request_id)
+    if not request.HasField("meta_data"):
+        raise BadRequest("meta_data is missing")
+    meta = request.meta_data
+    _check_id("meta_data.key", meta.key)
+    if meta.memory_in_mb == 0:
+        raise BadRequest(f"meta_data.memory_in_mb is 0 for function {meta.key}")
+    if meta.memory_in_mb > MAX_MEMORY_MB:
+        raise BadRequest(f"meta_data.memory_in_mb {meta.memory_in_mb} exceeds {MAX_MEMORY_MB}")
+    return FunctionSpec(
+        key=meta.key,
+        memory_mb=meta.memory_in_mb,
+        runtime=meta.runtime,
+        timeout_s=meta.timeout_in_secs,
+    )
+
+
+def result_from_idle(request: Any) -> RunResult:
+    """Validate an IdleRequest (its ids are checked here, its instance by the scheduler)."""
+    if not request.HasField("assigment"):
+        raise BadRequest("assigment is missing")
+    a = request.assigment
+    _check_id("assigment.request_id", a.request_id)
+    _check_id("assigment.meta_key", a.meta_key)
+    _check_id("assigment.instance_id", a.instance_id)
+    r = request.result
+    return RunResult(
+        status_code=r.status_code,
+        duration_ms=r.duration_in_ms,
+        need_destroy=r.need_destroy if r.HasField("need_destroy") else False,
+        reason=r.reason if r.HasField("reason") else "",
+    )
+
+
+class ScalerServicer(rpc.ScalerServicer):
+    """Translates the wire to :class:`Scheduler` calls and scheduler errors to statuses."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    async def Assign(self, request: Any, context: Any = None) -> Any:
+        try:
+            spec = spec_from_assign(request)
+            assigned = await self.scheduler.assign(request.request_id, spec)
+        except BadRequest as err:
+            return pb.AssignReply(status=pb.InvalidArgument, error_message=str(err))
+        except SchedulerError as err:
+            return pb.AssignReply(status=_STATUS[err.status], error_message=str(err))
+        except IllegalTransition as err:  # a scheduler bug, never the caller's fault
+            logger.exception("illegal transition during Assign")
+            return pb.AssignReply(status=pb.InternalError, error_message=str(err))
+        return pb.AssignReply(
+            status=pb.Ok,
+            assigment=pb.Assignment(
+                request_id=assigned.request_id,
+                meta_key=assigned.key,
+                instance_id=assigned.instance_id,
+            ),
+        )
+
+    async def Idle(self, request: Any, context: Any = None) -> Any:
+        try:
+            result = result_from_idle(request)
+            a = request.assigment
+            await self.scheduler.idle(a.request_id, a.meta_key, a.instance_id, result)
+        except BadRequest as err:
+            return pb.IdleReply(status=pb.InvalidArgument, error_message=str(err))
+        except SchedulerError as err:
+            return pb.IdleReply(status=_STATUS[err.status], error_message=str(err))
+        except IllegalTransition as err:
+            logger.exception("illegal transition during Idle")
+            return pb.IdleReply(status=pb.InternalError, error_message=str(err))
+        return pb.IdleReply(status=pb.Ok)
