@@ -1,0 +1,1 @@
+"""simulator: our replay of the serverless scaler challenge (dataset reader, scorer, platform)."""

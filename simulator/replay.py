@@ -1,0 +1,244 @@
+"""Drive a scaler with a dataset: Assign at each start time, run, Idle; measure everything.
+
+The same replayer serves both modes. In wire mode the transport is a gRPC stub and the loop is
+real; in fast mode the transport calls the scaler's servicer in-process and the loop is
+virtual. ``speed`` divides every trace time by S; latencies are reported back in trace time.
+
+An assignment is checked against the platform's ledger: the instance must exist, be
+initialised, belong to the request's function and not be serving another request. Anything
+else, or an Assign/Idle that errors, is a failed request with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import grpc
+
+from scaler.wire import pb
+from simulator.dataset import Dataset, FunctionMeta, Request
+from simulator.platform import SlotLedger
+from simulator.score import RunTotals
+
+Progress = Callable[[int, int, float], None]
+
+
+class ScalerTransport(Protocol):
+    async def assign(self, request: Any) -> Any: ...
+    async def idle(self, request: Any) -> Any: ...
+
+
+class ServicerTransport:
+    """Calls a servicer object directly (fast mode)."""
+
+    def __init__(self, servicer: Any) -> None:
+        self._servicer = servicer
+
+    async def assign(self, request: Any) -> Any:
+        return await self._servicer.Assign(request, None)
+
+    async def idle(self, request: Any) -> Any:
+        return await self._servicer.Idle(request, None)
+
+
+class GrpcTransport:
+    """Calls a Scaler at an address over gRPC (wire mode); RPC errors become failed replies."""
+
+    def __init__(self, stub: Any, timeout_s: float = 900.0) -> None:
+        self._stub = stub
+        self._timeout = timeout_s
+
+    async def assign(self, request: Any) -> Any:
+        try:
+            return await self._stub.Assign(request, timeout=self._timeout)
+        except grpc.RpcError as err:
+            return pb.AssignReply(status=pb.InternalError, error_message=_rpc_error(err))
+
+    async def idle(self, request: Any) -> Any:
+        try:
+            return await self._stub.Idle(request, timeout=self._timeout)
+        except grpc.RpcError as err:
+            return pb.IdleReply(status=pb.InternalError, error_message=_rpc_error(err))
+
+
+def _rpc_error(err: grpc.RpcError) -> str:
+    code = err.code() if hasattr(err, "code") else None
+    details = err.details() if hasattr(err, "details") else ""
+    return f"gRPC {getattr(code, 'name', code)}: {details}"
+
+
+class Replayer:
+    """Replays one dataset against one scaler and fills :class:`RunTotals`."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        transport: ScalerTransport,
+        ledger: SlotLedger,
+        *,
+        speed: float = 1.0,
+        progress: Progress | None = None,
+        epoch_timestamps: bool = False,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.dataset = dataset
+        self.transport = transport
+        self.ledger = ledger
+        self.speed = speed
+        self.progress = progress
+        self.epoch_timestamps = epoch_timestamps
+        self.totals = RunTotals()
+        self.failures: Counter[str] = Counter()
+        self.first_failures: list[str] = []
+        self._running: dict[str, int] = {}  # instance id -> request index
+        self._seen_instances: set[str] = set()
+        self._metas = {k: _meta_message(m) for k, m in dataset.metas.items()}
+        self._done = 0
+        self._start = 0.0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    async def run(self) -> RunTotals:
+        loop = asyncio.get_running_loop()
+        wall = time.perf_counter()
+        requests = self.dataset.requests
+        first_ms = requests[0].start_ms if requests else 0
+        self._start = loop.time()
+        self.totals.start_ms = int(time.time() * 1000) if self.epoch_timestamps else first_ms
+        tasks: set[asyncio.Task[None]] = set()
+        step = max(1, len(requests) // 200)
+        for index, request in enumerate(requests):
+            target = self._start + (request.start_ms - first_ms) / 1000.0 / self.speed
+            delay = target - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = loop.create_task(self._one(index, request))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if self.progress is not None and index % step == 0:
+                self.progress(self._done, len(requests), self.elapsed_trace_s())
+        while tasks:
+            await asyncio.gather(*list(tasks))
+        end = loop.time()
+        t = self.totals
+        t.total_requests = len(requests)
+        t.slot_gbs = self.ledger.slot_gbs(end) * self.speed
+        t.live_slots = self.ledger.live_count
+        t.wall_time_s = time.perf_counter() - wall
+        t.end_ms = (
+            int(time.time() * 1000)
+            if self.epoch_timestamps
+            else first_ms + int((end - self._start) * 1000 * self.speed)
+        )
+        if self.progress is not None:
+            self.progress(self._done, len(requests), self.elapsed_trace_s())
+        return t
+
+    def elapsed_trace_s(self) -> float:
+        return (asyncio.get_running_loop().time() - self._start) * self.speed
+
+    def _fail(self, index: int, request: Request, reason: str) -> None:
+        self.totals.failed_requests += 1
+        kind = reason.split(":", 1)[0]
+        self.failures[kind] += 1
+        if len(self.first_failures) < 20:
+            self.first_failures.append(f"request {index} ({request.key}): {reason}")
+
+    async def _one(self, index: int, request: Request) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await self._serve(index, request)
+        finally:
+            self.in_flight -= 1
+            self._done += 1
+
+    async def _serve(self, index: int, request: Request) -> None:
+        loop = asyncio.get_running_loop()
+        speed = self.speed
+        t = self.totals
+        request_id = f"req-{index}"
+        timestamp = (
+            int(time.time() * 1000)
+            if self.epoch_timestamps
+            else self.totals.start_ms + int((loop.time() - self._start) * speed * 1000)
+        )
+        sent = loop.time()
+        reply = await self.transport.assign(
+            pb.AssignRequest(
+                request_id=request_id, timestamp=timestamp, meta_data=self._metas[request.key]
+            )
+        )
+        latency = (loop.time() - sent) * speed
+        t.schedule_s += latency
+        t.assign_latencies_ms.append(latency * 1000.0)
+        if reply.status != pb.Ok:
+            self._fail(index, request, f"Assign answered {_status(reply)}")
+            return
+        instance_id = reply.assigment.instance_id
+        reason = self._check(request, reply.assigment)
+        if reason:
+            self._fail(index, request, reason)
+            return
+        if instance_id in self._seen_instances:
+            t.warm_hits += 1
+        else:
+            self._seen_instances.add(instance_id)
+            t.cold_starts += 1
+        self._running[instance_id] = index
+        await asyncio.sleep(request.duration_ms / 1000.0 / speed)
+        del self._running[instance_id]
+        meta = self.dataset.metas[request.key]
+        seconds = request.duration_ms / 1000.0
+        t.execution_s += seconds
+        t.execution_gbs += seconds * meta.memory_mb / 1024.0
+        failed = request.status_code != 200
+        result = pb.Result(status_code=request.status_code, duration_in_ms=request.duration_ms)
+        if failed:
+            result.need_destroy = True
+            result.reason = f"status code {request.status_code}"
+        sent = loop.time()
+        idle = await self.transport.idle(
+            pb.IdleRequest(
+                assigment=pb.Assignment(
+                    request_id=request_id, meta_key=request.key, instance_id=instance_id
+                ),
+                result=result,
+            )
+        )
+        t.idle_s += (loop.time() - sent) * speed
+        if idle.status != pb.Ok:
+            self._fail(index, request, f"Idle answered {_status(idle)}")
+
+    def _check(self, request: Request, assignment: Any) -> str:
+        instance_id = assignment.instance_id
+        if not instance_id:
+            return "bad assignment: no instance id"
+        slot = self.ledger.instance(instance_id)
+        if slot is None:
+            return f"bad assignment: instance {instance_id} does not exist or is not initialised"
+        if slot.key != request.key:
+            return f"bad assignment: instance {instance_id} runs {slot.key}, not {request.key}"
+        if instance_id in self._running:
+            other = self._running[instance_id]
+            return f"bad assignment: instance {instance_id} is serving request req-{other}"
+        return ""
+
+
+def _status(reply: Any) -> str:
+    message = reply.error_message if reply.HasField("error_message") else ""
+    return f"{pb.Status.Name(reply.status)} ({message or 'no message'})"
+
+
+def _meta_message(meta: FunctionMeta) -> Any:
+    return pb.Meta(
+        key=meta.key,
+        runtime=meta.runtime,
+        timeout_in_secs=meta.timeout_s,
+        memory_in_mb=meta.memory_mb,
+    )

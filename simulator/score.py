@@ -1,0 +1,238 @@
+"""The challenge's score, the end-of-run record, and a clairvoyant bound to compare against.
+
+Formula and record layout are those of ``shared/docs/wire-contract.md`` ("Score"):
+
+    score = 50 * execution_gbs / slot_gbs
+          + 50 * execution_s / (execution_s + schedule_s + idle_s)
+
+and 0 when fewer than 99.95% of the requests succeed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from simulator.dataset import Dataset
+
+SUCCESS_GATE = 0.9995
+"""Minimum success rate; exactly 99.95% passes, anything below scores 0."""
+
+DEFAULT_CREATE_MS = 100.0
+"""CreateSlot latency reported for the challenge simulator."""
+
+MS_PER_S = 1000.0
+MB_PER_GB = 1024.0
+
+
+@attrs.define(slots=True)
+class RunTotals:
+    """What one replay measured; the simulator fills it, :func:`build_record` reports it.
+
+    Times are in seconds, slot and execution cost in GB·s, ``start_ms``/``end_ms`` in epoch ms.
+    ``leaked_slots`` is None when the run did not check for slots the platform still holds.
+    """
+
+    total_requests: int = 0
+    failed_requests: int = 0
+    execution_s: float = 0.0
+    execution_gbs: float = 0.0
+    schedule_s: float = 0.0
+    idle_s: float = 0.0
+    slot_gbs: float = 0.0
+    live_slots: int = 0
+    cold_starts: int = 0
+    warm_hits: int = 0
+    assign_latencies_ms: list[float] = attrs.Factory(list)
+    wall_time_s: float = 0.0
+    leaked_slots: int | None = None
+    start_ms: int = 0
+    end_ms: int = 0
+
+    @property
+    def success_rate(self) -> float:
+        """Succeeded / total as a fraction in 0..1; 1.0 for a run without requests."""
+        if self.total_requests <= 0:
+            return 1.0
+        return (self.total_requests - self.failed_requests) / self.total_requests
+
+
+# --------------------------------------------------------------------------------------------
+# The official score
+
+
+def score_halves(
+    execution_s: float, execution_gbs: float, schedule_s: float, idle_s: float, slot_gbs: float
+) -> tuple[float, float]:
+    """The two 50-point halves ``(slot half, latency half)``, before the success gate.
+
+    A zero denominator makes its half 0 instead of raising: no slot time means nothing ran,
+    and no latency at all means no request was served, neither of which deserves points.
+    """
+    slot_half = 50.0 * execution_gbs / slot_gbs if slot_gbs > 0 else 0.0
+    latency = execution_s + schedule_s + idle_s
+    latency_half = 50.0 * execution_s / latency if latency > 0 else 0.0
+    return slot_half, latency_half
+
+
+def official_score(
+    execution_s: float,
+    execution_gbs: float,
+    schedule_s: float,
+    idle_s: float,
+    slot_gbs: float,
+    success_rate: float,
+) -> float:
+    """The challenge score of one dataset (0..100); 0 if ``success_rate`` < 0.9995."""
+    if success_rate < SUCCESS_GATE:
+        return 0.0
+    slot_half, latency_half = score_halves(execution_s, execution_gbs, schedule_s, idle_s, slot_gbs)
+    return slot_half + latency_half
+
+
+# --------------------------------------------------------------------------------------------
+# The clairvoyant bound
+
+
+def oracle_score(dataset: Dataset, create_ms: float = DEFAULT_CREATE_MS) -> dict[str, float]:
+    """Score of a scaler that knows the future and never makes a request wait.
+
+    Per function, with ``cold = create_ms + init_duration_ms``: a request reuses the free
+    instance that became free last and pays ``min(gap, cold)`` of slot time for the gap (stay
+    warm, or be destroyed and re-created just in time); with no free instance it pays ``cold``
+    for a new instance created just in time. Every request also pays its duration, and an
+    instance is destroyed right after its last request. Slots have exactly the function's
+    memory. Taking the latest-freed instance is optimal because the gap cost is concave (the
+    non-crossing matching of ends to starts minimises a sum of concave costs).
+
+    Schedule and Idle time are taken as zero, so the latency half is 50. That is what makes
+    this a bound only among scalers that never delay a request: a scaler may trade schedule
+    time for slot time (queue a request on a busy instance instead of paying a cold start)
+    and, in principle, beat it. With ``create_ms`` = 0 and init durations of 0 the bound is
+    trivially 100.
+    """
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for request in dataset.requests:
+        groups.setdefault(request.key, []).append((request.start_ms, request.duration_ms))
+    slot_mb_ms = 0.0
+    execution_ms = 0
+    execution_mb_ms = 0
+    for key, requests in groups.items():
+        meta = dataset.metas[key]
+        cold_ms = create_ms + meta.init_duration_ms
+        slot_mb_ms += _oracle_slot_ms(requests, cold_ms) * meta.memory_mb
+        busy_ms = sum(duration for _, duration in requests)
+        execution_ms += busy_ms
+        execution_mb_ms += busy_ms * meta.memory_mb
+    slot_gbs = slot_mb_ms / MS_PER_S / MB_PER_GB
+    score = official_score(
+        execution_s=execution_ms / MS_PER_S,
+        execution_gbs=execution_mb_ms / MS_PER_S / MB_PER_GB,
+        schedule_s=0.0,
+        idle_s=0.0,
+        slot_gbs=slot_gbs,
+        success_rate=1.0,
+    )
+    return {"oracleScore": score, "oracleSlotTimeInGBs": slot_gbs}
+
+
+def _oracle_slot_ms(requests: Iterable[tuple[int, int]], cold_ms: float) -> float:
+    """Slot ms of one function's ``(start, duration)`` requests, sorted by start.
+
+    ``busy`` is a min-heap of the free times of busy instances; ``free`` holds the free times
+    of idle instances in ascending order (instances leave ``busy`` in free-time order, and all
+    of them become free after every instance already idle), so its last item is the latest.
+    """
+    busy: list[int] = []
+    free: list[int] = []
+    slot_ms = 0.0
+    for start, duration in requests:
+        while busy and busy[0] <= start:
+            free.append(heapq.heappop(busy))
+        slot_ms += min(start - free.pop(), cold_ms) if free else cold_ms
+        slot_ms += duration
+        heapq.heappush(busy, start + duration)
+    return slot_ms
+
+
+# --------------------------------------------------------------------------------------------
+# The end-of-run record
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0..100) by linear interpolation between ranks; None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return _sorted_percentile(ordered, q)
+
+
+def _sorted_percentile(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    rank = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def build_record(
+    dataset: Dataset,
+    totals: RunTotals,
+    *,
+    record_id: int | str,
+    oracle: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The end-of-run record: the official keys in the official order, then our extras.
+
+    ``successRate`` is a fraction in 0..1. ``startTime``/``endTime`` are the run's epoch ms.
+    ``scoreSlotHalf``/``scoreLatencyHalf`` are the halves before the success gate, so a run
+    that failed the gate still shows where it stood. Percentiles and oracle values are None
+    when unknown.
+    """
+    rate = totals.success_rate
+    slot_half, latency_half = score_halves(
+        totals.execution_s, totals.execution_gbs, totals.schedule_s, totals.idle_s, totals.slot_gbs
+    )
+    latencies = sorted(totals.assign_latencies_ms)
+    record: dict[str, Any] = {
+        "id": record_id,
+        "requestFilePath": dataset.request_path,
+        "metaFilePath": dataset.meta_path,
+        "startTime": totals.start_ms,
+        "endTime": totals.end_ms,
+        "totalRequestsCount": totals.total_requests,
+        "failedRequestsCount": totals.failed_requests,
+        "successRate": rate,
+        "invocationLatencyInSecs": totals.execution_s + totals.schedule_s + totals.idle_s,
+        "invocationExecutionTimeInSecs": totals.execution_s,
+        "invocationExecutionTimeInGBs": totals.execution_gbs,
+        "invocationScheduleTimeInSecs": totals.schedule_s,
+        "invocationIdleTimeInSecs": totals.idle_s,
+        "totalSlotTimeInGBs": totals.slot_gbs,
+        "totalLiveSlotCount": totals.live_slots,
+        "score": official_score(
+            totals.execution_s,
+            totals.execution_gbs,
+            totals.schedule_s,
+            totals.idle_s,
+            totals.slot_gbs,
+            rate,
+        ),
+        "coldStarts": totals.cold_starts,
+        "warmHits": totals.warm_hits,
+        "assignLatencyP50Ms": _sorted_percentile(latencies, 50.0),
+        "assignLatencyP99Ms": _sorted_percentile(latencies, 99.0),
+        "wallTimeInSecs": totals.wall_time_s,
+        "oracleScore": oracle["oracleScore"] if oracle else None,
+        "oracleSlotTimeInGBs": oracle["oracleSlotTimeInGBs"] if oracle else None,
+    }
+    if totals.leaked_slots is not None:
+        record["leakedSlots"] = totals.leaked_slots
+    record["scoreSlotHalf"] = slot_half
+    record["scoreLatencyHalf"] = latency_half
+    return record
