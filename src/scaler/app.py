@@ -25,6 +25,8 @@ from scaler.wire import rpc
 
 #: Largest message accepted or sent (requests are tiny; this stops a flood of huge ones).
 MAX_MESSAGE_BYTES = 1 << 20
+#: Concurrent HTTP/2 streams per client connection.
+MAX_CONCURRENT_STREAMS = 4096
 
 
 def configure_logging(level: str) -> None:
@@ -41,64 +43,86 @@ def build_journal(settings: Settings) -> Journal:
     return journal
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> int:
+class ScalerApp:
+    """The running service: gRPC server, scheduler, platform channel, journal."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy = make_policy(settings.policy)
+        if settings.gc_interval > 0:
+            self.policy.gc_interval_s = settings.gc_interval
+        self.journal = build_journal(settings)
+        self.channel = grpc.aio.insecure_channel(
+            settings.platform_address,
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+        )
+        self.platform = PlatformClient(
+            rpc.PlatformStub(self.channel),
+            Deadlines(settings.create_deadline, settings.init_deadline, settings.destroy_deadline),
+        )
+        self.scheduler = Scheduler(
+            self.platform,
+            self.policy,
+            LoopClock(asyncio.get_running_loop()),
+            self.journal,
+            SchedulerSettings(assign_timeout_s=settings.assign_timeout),
+        )
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
+        )
+        rpc.add_ScalerServicer_to_server(ScalerServicer(self.scheduler), self.server)
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind and start serving; return the bound port (0 when binding failed)."""
+        self.port = self.server.add_insecure_port(self.settings.listen)
+        if self.port == 0:
+            return 0
+        await self.server.start()
+        self.scheduler.start_gc()
+        logger.info(
+            "scaler serving on {} (port {}, policy {}, platform {})",
+            self.settings.listen,
+            self.port,
+            self.policy.name,
+            self.settings.platform_address,
+        )
+        return self.port
+
+    async def stop(self) -> list[str]:
+        """Graceful stop; returns the slots that could not be destroyed."""
+        logger.info("shutting down: refusing new Assigns, letting in-flight requests finish")
+        # The server keeps answering Idle while busy instances drain; new Assigns are refused.
+        lost = await self.scheduler.shutdown(
+            grace_s=self.settings.shutdown_grace, destroy_wait_s=self.settings.destroy_wait
+        )
+        await self.server.stop(1.0)
+        await self.channel.close()
+        self.journal.close()
+        logger.info("stopped: {} slot(s) left undestroyed", len(lost))
+        return lost
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the process exit status."""
-    policy = make_policy(settings.policy)
-    if settings.gc_interval > 0:
-        policy.gc_interval_s = settings.gc_interval
-    journal = build_journal(settings)
-    channel = grpc.aio.insecure_channel(
-        settings.platform_address,
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
-    )
-    platform = PlatformClient(
-        rpc.PlatformStub(channel),
-        Deadlines(settings.create_deadline, settings.init_deadline, settings.destroy_deadline),
-    )
-    scheduler = Scheduler(
-        platform,
-        policy,
-        LoopClock(asyncio.get_running_loop()),
-        journal,
-        SchedulerSettings(assign_timeout_s=settings.assign_timeout),
-    )
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
-    )
-    rpc.add_ScalerServicer_to_server(ScalerServicer(scheduler), server)
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
+    app = ScalerApp(settings)
+    if await app.start() == 0:
         logger.error("cannot listen on {}", settings.listen)
         return 2
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    scheduler.start_gc()
-    logger.info(
-        "scaler serving on {} (policy {}, platform {})",
-        settings.listen,
-        policy.name,
-        settings.platform_address,
-    )
-    if ready is not None:
-        ready.set()
-    await stop.wait()
-    logger.info("shutting down: refusing new Assigns, letting in-flight requests finish")
-    # The server keeps answering Idle while busy instances drain; new Assigns are refused.
-    lost = await scheduler.shutdown(
-        grace_s=settings.shutdown_grace, destroy_wait_s=settings.destroy_wait
-    )
-    await server.stop(1.0)
-    await channel.close()
-    journal.close()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-    logger.info("stopped: {} slot(s) left undestroyed", len(lost))
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    lost = await app.stop()
     return 1 if lost else 0
