@@ -16,6 +16,7 @@ from loguru import logger
 
 from scaler.clock import LoopClock
 from scaler.config import Settings
+from scaler.metrics import Metrics
 from scaler.platform import Deadlines, PlatformClient
 from scaler.policy import make_policy
 from scaler.scheduler import Scheduler, SchedulerSettings
@@ -76,7 +77,11 @@ class ScalerApp:
             ],
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
         )
-        rpc.add_ScalerServicer_to_server(ScalerServicer(self.scheduler), self.server)
+        self.metrics: Metrics | None = None
+        if settings.metrics_port:
+            self.metrics = Metrics(self.scheduler, self.platform)
+        observe = self.metrics.observe if self.metrics else None
+        rpc.add_ScalerServicer_to_server(ScalerServicer(self.scheduler, observe), self.server)
         self.port = 0
 
     async def start(self) -> int:
@@ -86,6 +91,9 @@ class ScalerApp:
             return 0
         await self.server.start()
         self.scheduler.start_gc()
+        if self.metrics is not None:
+            self.metrics.serve(self.settings.metrics_port)
+            logger.info("metrics on :{}/metrics", self.settings.metrics_port)
         logger.info(
             "scaler serving on {} (port {}, policy {}, platform {})",
             self.settings.listen,

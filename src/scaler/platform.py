@@ -10,7 +10,7 @@ retry logic runs unchanged in virtual time.
 from __future__ import annotations
 
 import asyncio
-import itertools
+from collections import Counter
 from typing import Any, Protocol
 
 import attrs
@@ -111,10 +111,10 @@ class PlatformClient:
         self._stub = stub
         self._deadlines = deadlines or Deadlines()
         self._delays = (retry or RetryPolicy()).delays()
-        self._ids = itertools.count(1)
         self.calls = 0
         self.retries = 0
-        self.errors: dict[str, int] = {}
+        #: Failed calls by (operation, kind): kind is a Status name, a gRPC code or "deadline".
+        self.errors: Counter[tuple[str, str]] = Counter()
 
     async def create_slot(self, request_id: str, memory_mb: int) -> SlotInfo:
         request = pb.CreateSlotRequest(
@@ -163,26 +163,29 @@ class PlatformClient:
                 reply = await method(request, timeout=deadline)
             except grpc.RpcError as err:  # grpc.aio.AioRpcError is one
                 code = err.code() if hasattr(err, "code") else None
-                last = f"gRPC {getattr(code, 'name', code)}: {_details(err)}"
+                kind = str(getattr(code, "name", code))
+                last = f"gRPC {kind}: {_details(err)}"
                 if code in _RETRYABLE_CODES:
                     continue
-                raise self._fail(op, last, None) from None
+                raise self._fail(op, last, kind) from None
             except TimeoutError:
                 cause = f"no answer within the {deadline:g} s deadline"
-                raise self._fail(op, cause, None) from None
+                raise self._fail(op, cause, "deadline") from None
             if reply.status == OK:
                 return reply
             message = reply.error_message if reply.HasField("error_message") else ""
-            last = f"{pb.Status.Name(reply.status)}: {message or 'no message'}"
+            kind = pb.Status.Name(reply.status)
+            last = f"{kind}: {message or 'no message'}"
             if reply.status == THROTTLE:
                 continue
-            raise self._fail(op, last, reply.status)
-        raise self._fail(op, f"still failing after {len(self._delays) + 1} attempts ({last})", None)
+            raise self._fail(op, last, kind, reply.status)
+        cause = f"still failing after {len(self._delays) + 1} attempts ({last})"
+        raise self._fail(op, cause, "retries-exhausted")
 
-    def _fail(self, op: str, cause: str, status: int | None) -> PlatformError:
-        self.errors[op] = self.errors.get(op, 0) + 1
-        kind = SlotNotFound if status == NOT_FOUND else PlatformError
-        return kind(op, cause, status=status)
+    def _fail(self, op: str, cause: str, kind: str, status: int | None = None) -> PlatformError:
+        self.errors[op, kind] += 1
+        error = SlotNotFound if status == NOT_FOUND else PlatformError
+        return error(op, cause, status=status)
 
 
 def _details(err: grpc.RpcError) -> str:

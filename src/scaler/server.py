@@ -7,6 +7,8 @@ scheduler is touched, so bad input changes no state.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -78,10 +80,31 @@ def result_from_idle(request: Any) -> RunResult:
 class ScalerServicer(rpc.ScalerServicer):
     """Translates the wire to :class:`Scheduler` calls and scheduler errors to statuses."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(
+        self, scheduler: Scheduler, observe: Callable[[str, float], None] | None = None
+    ) -> None:
         self.scheduler = scheduler
+        self._observe = observe
 
     async def Assign(self, request: Any, context: Any = None) -> Any:
+        if self._observe is None:
+            return await self._assign(request)
+        started = time.perf_counter()
+        try:
+            return await self._assign(request)
+        finally:
+            self._observe("Assign", time.perf_counter() - started)
+
+    async def Idle(self, request: Any, context: Any = None) -> Any:
+        if self._observe is None:
+            return await self._idle(request)
+        started = time.perf_counter()
+        try:
+            return await self._idle(request)
+        finally:
+            self._observe("Idle", time.perf_counter() - started)
+
+    async def _assign(self, request: Any) -> Any:
         try:
             spec = spec_from_assign(request)
             assigned = await self.scheduler.assign(request.request_id, spec)
@@ -101,7 +124,7 @@ class ScalerServicer(rpc.ScalerServicer):
             ),
         )
 
-    async def Idle(self, request: Any, context: Any = None) -> Any:
+    async def _idle(self, request: Any) -> Any:
         try:
             result = result_from_idle(request)
             a = request.assigment

@@ -1,0 +1,96 @@
+"""Prometheus metrics (``--metrics-port``): read from the scheduler at scrape time.
+
+Instance counts come straight from the pools' FSM-maintained indexes when Prometheus scrapes,
+so the metrics keep no copy of any state. Only the RPC latency histograms are observed as
+requests are served (at the servicer, the edge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from scaler.states import STATES
+
+if TYPE_CHECKING:
+    from scaler.platform import PlatformClient
+    from scaler.scheduler import Scheduler
+
+#: RPC latency buckets (seconds): sub-millisecond warm hits up to multi-second cold starts.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class SchedulerCollector(Collector):
+    """Exposes what the scheduler and platform client know, computed at scrape time."""
+
+    def __init__(self, scheduler: Scheduler, platform: PlatformClient | None) -> None:
+        self.scheduler = scheduler
+        self.platform = platform
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        instances = GaugeMetricFamily(
+            "scaler_instances",
+            "Instances by function and lifecycle state",
+            labels=["function", "state"],
+        )
+        for key, pool in list(self.scheduler.pools.items()):
+            for state in STATES:
+                count = pool.counts[state]
+                if count:
+                    instances.add_metric([key, state], count)
+        yield instances
+        waiting = GaugeMetricFamily("scaler_waiting_requests", "Assigns waiting for an instance")
+        waiting.add_metric([], sum(len(p.waiters) for p in self.scheduler.pools.values()))
+        yield waiting
+        stats = self.scheduler.stats
+        for name, help_text in (
+            ("cold_starts", "Assigns served by a cold start (the request waited)"),
+            ("warm_hits", "Assigns served at once by an idle instance"),
+            ("cold_start_failures", "Cold starts that failed (CreateSlot or Init)"),
+        ):
+            counter = CounterMetricFamily(f"scaler_{name}", help_text)
+            counter.add_metric([], stats[name])
+            yield counter
+        if self.platform is not None:
+            errors = CounterMetricFamily(
+                "scaler_platform_errors",
+                "Failed platform calls by operation and kind",
+                labels=["operation", "kind"],
+            )
+            for (op, kind), n in sorted(self.platform.errors.items()):
+                errors.add_metric([op, kind], n)
+            yield errors
+            calls = CounterMetricFamily("scaler_platform_calls", "Platform calls, retries included")
+            calls.add_metric([], self.platform.calls)
+            yield calls
+            retries = CounterMetricFamily("scaler_platform_retries", "Platform call retries")
+            retries.add_metric([], self.platform.retries)
+            yield retries
+
+
+class Metrics:
+    """The registry, the RPC latency histograms, and the scrape endpoint."""
+
+    def __init__(self, scheduler: Scheduler, platform: PlatformClient | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(SchedulerCollector(scheduler, platform))
+        self.latency = Histogram(
+            "scaler_rpc_latency_seconds",
+            "Scaler RPC latency as served (Assign includes any cold start it waited for)",
+            labelnames=["rpc"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._assign = self.latency.labels("Assign")
+        self._idle = self.latency.labels("Idle")
+
+    def observe(self, rpc: str, seconds: float) -> None:
+        (self._assign if rpc == "Assign" else self._idle).observe(seconds)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        """Serve ``/metrics`` from a daemon thread."""
+        start_http_server(port, addr=addr, registry=self.registry)
