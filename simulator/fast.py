@@ -19,6 +19,7 @@ from simulator.faults import FaultSpec
 from simulator.platform import InProcessPlatformStub, LatencyModel, PlatformService
 from simulator.replay import Progress, Replayer, ServicerTransport
 from simulator.score import RunTotals
+from simulator.timeline import Timeline
 from simulator.virtual_loop import run_virtual
 
 
@@ -42,6 +43,8 @@ async def _run(
     seed: int,
     journal: Journal,
     progress: Progress | None,
+    timeline: Timeline | None,
+    rpc_latency_ms: float,
 ) -> FastRun:
     loop = asyncio.get_running_loop()
     service = PlatformService(dataset.metas, latency, faults, seed)
@@ -49,9 +52,8 @@ async def _run(
     clock = LoopClock(loop, epoch_at_zero=dataset.start_ms / 1000.0 - loop.time())
     scheduler = Scheduler(platform, make_policy(policy_name), clock, journal)
     scheduler.start_gc()
-    replayer = Replayer(
-        dataset, ServicerTransport(ScalerServicer(scheduler)), service.ledger, progress=progress
-    )
+    transport = ServicerTransport(ScalerServicer(scheduler), rpc_latency_ms / 1000.0)
+    replayer = Replayer(dataset, transport, service.ledger, progress=progress, timeline=timeline)
     totals = await replayer.run()
     await scheduler.shutdown(grace_s=60.0, destroy_wait_s=120.0)
     totals.leaked_slots = service.ledger.live_count
@@ -74,8 +76,13 @@ def run_fast(
     seed: int = 0,
     journal: Journal | None = None,
     progress: Progress | None = None,
+    timeline: Timeline | None = None,
+    rpc_latency_ms: float = 0.0,
 ) -> FastRun:
-    """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``."""
+    """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``.
+
+    ``rpc_latency_ms`` charges every Assign and Idle a network round trip, as wire mode pays.
+    """
     return run_virtual(
         _run(
             dataset,
@@ -85,5 +92,7 @@ def run_fast(
             seed,
             journal or Journal(),
             progress,
+            timeline,
+            rpc_latency_ms,
         )
     )

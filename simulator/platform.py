@@ -9,6 +9,10 @@ Decisions the contract leaves open (docs/simulator.md): a slot costs from the mo
 answers; Init on a slot whose memory is below the function's fails with InvalidArgument; Init
 on an initialised slot fails with InvalidArgument; Init or DestroySlot on an unknown slot answers
 NotFound; an injected Init failure leaves the slot uninitialised (the scaler must destroy it).
+
+Latencies (CreateSlot, Init, DestroySlot, spikes) are trace time; ``speed`` divides them when
+sleeping, so a wire-mode run at ``--speed S`` keeps them in proportion, and replies report
+them back in trace time.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -62,6 +67,10 @@ class SlotLedger:
         del self._live[record.id]
         if record.instance_id is not None:
             self._by_instance.pop(record.instance_id, None)
+
+    def live_records(self) -> Iterable[SlotRecord]:
+        """The live slots (a view: do not create or destroy while iterating)."""
+        return self._live.values()
 
     def live_slot(self, slot_id: str) -> SlotRecord | None:
         return self._live.get(slot_id)
@@ -121,8 +130,12 @@ class PlatformService(rpc.PlatformServicer):
         faults: FaultSpec | None = None,
         seed: int = 0,
         ledger: SlotLedger | None = None,
+        speed: float = 1.0,
     ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
         self.metas = metas
+        self.speed = speed
         self.latency = latency or LatencyModel()
         self.ledger = ledger or SlotLedger()
         self.faults = FaultInjector(faults or FaultSpec(), seed)
@@ -136,7 +149,7 @@ class PlatformService(rpc.PlatformServicer):
     async def _delay(self, seconds: float) -> None:
         seconds += self.faults.extra_latency_s()
         if seconds > 0:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(seconds / self.speed)
 
     async def CreateSlot(self, request: Any, context: Any = None) -> Any:
         self.calls["CreateSlot"] += 1
@@ -159,7 +172,7 @@ class PlatformService(rpc.PlatformServicer):
                 id=record.id,
                 resource_config=pb.ResourceConfig(memory_in_megabytes=memory),
                 create_time=int(now * 1000),
-                create_duration_in_ms=round((now - started) * 1000),
+                create_duration_in_ms=round((now - started) * 1000 * self.speed),
             ),
         )
 

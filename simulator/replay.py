@@ -7,11 +7,17 @@ virtual. ``speed`` divides every trace time by S; latencies are reported back in
 An assignment is checked against the platform's ledger: the instance must exist, be
 initialised, belong to the request's function and not be serving another request. Anything
 else, or an Assign/Idle that errors, is a failed request with a reason.
+
+Slot time is counted over the run's own window, so a ledger shared by several datasets in a
+row (wire mode: one platform for the whole session) charges each run only for its own time.
+An optional :class:`~simulator.timeline.Timeline` records per-second series for reports; without
+one the replayer does no extra work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +29,7 @@ from scaler.wire import pb
 from simulator.dataset import Dataset, FunctionMeta, Request
 from simulator.platform import SlotLedger
 from simulator.score import RunTotals
+from simulator.timeline import Timeline
 
 Progress = Callable[[int, int, float], None]
 
@@ -33,16 +40,31 @@ class ScalerTransport(Protocol):
 
 
 class ServicerTransport:
-    """Calls a servicer object directly (fast mode)."""
+    """Calls a servicer object directly (fast mode).
 
-    def __init__(self, servicer: Any) -> None:
+    ``rpc_latency_s`` models the network and (de)serialisation of a real RPC: half of it
+    before the servicer sees the request, half after it answers (trace seconds).
+    """
+
+    def __init__(self, servicer: Any, rpc_latency_s: float = 0.0) -> None:
         self._servicer = servicer
+        self._half = rpc_latency_s / 2.0
 
     async def assign(self, request: Any) -> Any:
-        return await self._servicer.Assign(request, None)
+        if not self._half:
+            return await self._servicer.Assign(request, None)
+        await asyncio.sleep(self._half)
+        reply = await self._servicer.Assign(request, None)
+        await asyncio.sleep(self._half)
+        return reply
 
     async def idle(self, request: Any) -> Any:
-        return await self._servicer.Idle(request, None)
+        if not self._half:
+            return await self._servicer.Idle(request, None)
+        await asyncio.sleep(self._half)
+        reply = await self._servicer.Idle(request, None)
+        await asyncio.sleep(self._half)
+        return reply
 
 
 class GrpcTransport:
@@ -83,6 +105,7 @@ class Replayer:
         speed: float = 1.0,
         progress: Progress | None = None,
         epoch_timestamps: bool = False,
+        timeline: Timeline | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -92,6 +115,7 @@ class Replayer:
         self.speed = speed
         self.progress = progress
         self.epoch_timestamps = epoch_timestamps
+        self.timeline = timeline
         self.totals = RunTotals()
         self.failures: Counter[str] = Counter()
         self.first_failures: list[str] = []
@@ -109,6 +133,8 @@ class Replayer:
         requests = self.dataset.requests
         first_ms = requests[0].start_ms if requests else 0
         self._start = loop.time()
+        slot_gbs_before = self.ledger.slot_gbs(self._start)
+        sampler = loop.create_task(self._sample()) if self.timeline is not None else None
         self.totals.start_ms = int(time.time() * 1000) if self.epoch_timestamps else first_ms
         tasks: set[asyncio.Task[None]] = set()
         step = max(1, len(requests) // 200)
@@ -125,9 +151,13 @@ class Replayer:
         while tasks:
             await asyncio.gather(*list(tasks))
         end = loop.time()
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         t = self.totals
         t.total_requests = len(requests)
-        t.slot_gbs = self.ledger.slot_gbs(end) * self.speed
+        t.slot_gbs = (self.ledger.slot_gbs(end) - slot_gbs_before) * self.speed
         t.live_slots = self.ledger.live_count
         t.wall_time_s = time.perf_counter() - wall
         t.end_ms = (
@@ -139,8 +169,23 @@ class Replayer:
             self.progress(self._done, len(requests), self.elapsed_trace_s())
         return t
 
+    @property
+    def done(self) -> int:
+        """Requests finished (served or failed) so far."""
+        return self._done
+
     def elapsed_trace_s(self) -> float:
         return (asyncio.get_running_loop().time() - self._start) * self.speed
+
+    async def _sample(self) -> None:
+        """Feed the timeline the live slots once per trace second (until cancelled)."""
+        assert self.timeline is not None
+        loop = asyncio.get_running_loop()
+        second = 0
+        while True:
+            self.timeline.sample(second, self.ledger.live_records())
+            second += 1
+            await asyncio.sleep(max(0.0, self._start + second / self.speed - loop.time()))
 
     def _fail(self, index: int, request: Request, reason: str) -> None:
         self.totals.failed_requests += 1
@@ -152,11 +197,16 @@ class Replayer:
     async def _one(self, index: int, request: Request) -> None:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        timeline = self.timeline
+        if timeline is not None:
+            timeline.begin(request.key, self.elapsed_trace_s())
         try:
             await self._serve(index, request)
         finally:
             self.in_flight -= 1
             self._done += 1
+            if timeline is not None:
+                timeline.end(request.key, self.elapsed_trace_s())
 
     async def _serve(self, index: int, request: Request) -> None:
         loop = asyncio.get_running_loop()
@@ -190,6 +240,8 @@ class Replayer:
         else:
             self._seen_instances.add(instance_id)
             t.cold_starts += 1
+            if self.timeline is not None:
+                self.timeline.cold_start(request.key, (loop.time() - self._start) * speed)
         self._running[instance_id] = index
         await asyncio.sleep(request.duration_ms / 1000.0 / speed)
         del self._running[instance_id]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 import urllib.request
 
+import pytest
 from prometheus_client import generate_latest
 
 from scaler.clock import LoopClock
 from scaler.metrics import Metrics
-from scaler.platform import PlatformClient
+from scaler.platform import PlatformClient, SlotNotFound
 from scaler.policy import make_policy
 from scaler.scheduler import RunResult, Scheduler
 from scaler.server import ScalerServicer
@@ -47,11 +48,8 @@ async def test_platform_errors_by_kind_and_http_scrape() -> None:
     s = Scheduler(client, make_policy("reference"), LoopClock(), Journal())
     metrics = Metrics(s, client)
     await s.assign("r1", FunctionSpec("fn", 128))
-    await client.destroy_slot("x", "no-such-slot", "test") if False else None
-    try:
+    with pytest.raises(SlotNotFound):
         await client.destroy_slot("x", "no-such-slot", "test")
-    except Exception:
-        pass
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
