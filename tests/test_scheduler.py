@@ -263,3 +263,21 @@ async def test_cancelled_assign_gives_its_instance_back() -> None:
     await asyncio.sleep(0.01)
     assert [i.state for i in s.instances.values()] == [IDLE]
     assert s._serving == {}
+
+
+async def test_per_function_state_is_bounded() -> None:
+    platform = FakePlatform()
+    s = make(platform)
+    s.settings = type(s.settings)(max_functions=10)
+    for i in range(10):
+        a = await s.assign(f"r{i}", FunctionSpec(f"k{i}", 128))
+        if i < 5:  # half the functions end up with nothing (their instance destroyed)
+            await s.idle(f"r{i}", f"k{i}", a.instance_id, RunResult(500, 1, need_destroy=True))
+    await settle(s)
+    await s.assign("new", FunctionSpec("k-new", 128))
+    assert len(s.pools) == 10 and "k-new" in s.pools and "k0" not in s.pools
+    for i in range(10, 14):  # fill the four freed places with functions that keep instances
+        await s.assign(f"r{i}", FunctionSpec(f"k{i}", 128))
+    with pytest.raises(Unavailable, match="too many functions"):
+        await s.assign("over", FunctionSpec("k-over", 128))
+    assert len(s.pools) == 10

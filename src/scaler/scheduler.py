@@ -79,6 +79,9 @@ class SchedulerSettings:
     destroy_retry_max_s: float = 5.0
     #: Pools with no instance are dropped after this long without a request.
     forget_quiet_pool_after_s: float = 3600.0
+    #: Most functions tracked at once. Past it, pools without instances are forgotten
+    #: (least recently used first); if every pool has instances, a new function is refused.
+    max_functions: int = 50_000
     #: Prefix of instance ids (instance ids are "<prefix>-<n>").
     instance_prefix: str = "inst"
 
@@ -419,8 +422,24 @@ class Scheduler:
     def _pool(self, spec: FunctionSpec) -> Pool:
         pool = self.pools.get(spec.key)
         if pool is None:
+            if len(self.pools) >= self.settings.max_functions:
+                self._forget_quiet_pools()
+            if len(self.pools) >= self.settings.max_functions:
+                raise Unavailable(
+                    f"too many functions with live instances "
+                    f"(limit {self.settings.max_functions}); refusing new function {spec.key}"
+                )
             pool = self.pools[spec.key] = Pool(spec)
         return pool
+
+    def _forget_quiet_pools(self) -> None:
+        """Drop the least recently used tenth of the pools that hold nothing."""
+        quiet = sorted(
+            (p for p in self.pools.values() if p.is_quiet()), key=lambda p: p.last_activity
+        )
+        for pool in quiet[: max(1, self.settings.max_functions // 10)]:
+            del self.pools[pool.key]
+            self.policy.forget(pool.key)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
