@@ -176,3 +176,29 @@ def test_edge_table_is_consistent() -> None:
     assert {e.source for e in EDGES} | {e.dest for e in EDGES} == set(STATES)
     assert len({(e.source, e.event) for e in EDGES}) == len(EDGES)
     assert not any(e.source == DELETED for e in EDGES)
+
+
+def test_loguru_sink_carries_the_record_in_extra() -> None:
+    from loguru import logger
+
+    seen: list[dict] = []
+    handler = logger.add(lambda m: seen.append(m.record["extra"]), level="DEBUG")
+    try:
+        journal = Journal()
+        journal.log_with_loguru("DEBUG")
+        make_instance(INITING, journal)
+    finally:
+        logger.remove(handler)
+    assert seen == [
+        {
+            "time": 1_700_000_000.0,
+            "instance": "i-1",
+            "slot": "s-1",
+            "function": "fn",
+            "request": None,
+            "event": "slot_created",
+            "source": CREATING,
+            "dest": INITING,
+            "reason": "",
+        }
+    ]
