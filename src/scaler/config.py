@@ -31,8 +31,8 @@ class Settings:
     init_deadline: float = _setting(300.0, "deadline of one Init call, seconds")
     destroy_deadline: float = _setting(10.0, "deadline of one DestroySlot call, seconds")
     assign_timeout: float = _setting(600.0, "longest an Assign waits for an instance, seconds")
-    shutdown_grace: float = _setting(10.0, "on SIGTERM, how long in-flight requests may finish")
-    destroy_wait: float = _setting(10.0, "on SIGTERM, how long slot destruction may take")
+    shutdown_grace: float = _setting(2.0, "on SIGTERM, how long in-flight requests may finish")
+    destroy_wait: float = _setting(2.5, "on SIGTERM, how long slot destruction may take")
     max_concurrent_rpcs: int = _setting(0, "bound on concurrent RPCs (0: unbounded)")
     metrics_port: int = _setting(0, "serve Prometheus metrics on this port (0: off)")
 

@@ -27,7 +27,7 @@ from scaler.clock import Clock
 from scaler.platform import PlatformApi, PlatformError, SlotNotFound
 from scaler.policy import Policy
 from scaler.pool import Pool, Waiter
-from scaler.states import BUSY, DELETED, DELETING, IDLE, FunctionSpec, Instance, Journal
+from scaler.states import BUSY, DELETED, IDLE, FunctionSpec, Instance, Journal
 
 
 class SchedulerError(Exception):
@@ -120,6 +120,8 @@ class Scheduler:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count(1)
         self._gc_task: asyncio.Task[None] | None = None
+        self._wakeups: dict[str, tuple[float, asyncio.TimerHandle]] = {}  # key -> (at, timer)
+        self._drained: asyncio.Event | None = None  # set once nothing is busy or starting
         self.closing = False
         self.stats = {"cold_starts": 0, "warm_hits": 0, "cold_start_failures": 0}
         self.lost_slots: list[str] = []
@@ -149,6 +151,7 @@ class Scheduler:
             instance.fire("assign", "warm hit", request=request_id)
             self._serving[request_id] = instance
             self.stats["warm_hits"] += 1
+            self._arm(pool)
             return Assigned(request_id, spec.key, instance.instance_id, cold=False)
         return await self._wait_for_instance(pool, request_id, now)
 
@@ -198,6 +201,7 @@ class Scheduler:
         decision = self.policy.on_no_idle(pool, self.clock.now())
         for _ in range(decision.start):
             self._start_instance(pool, waiter)
+        self._arm(pool)
         if decision.start == 0 and decision.recheck_after is not None:
             loop = asyncio.get_running_loop()
             loop.call_later(decision.recheck_after, self._recheck, pool, waiter)
@@ -225,6 +229,8 @@ class Scheduler:
             pool.on_transition(instance, source, dest)
             if dest == DELETED:
                 self.instances.pop(instance.instance_id, None)
+            if self._drained is not None and not self._in_use():
+                self._drained.set()
 
         return on_transition
 
@@ -286,6 +292,7 @@ class Scheduler:
             waiter.future.set_result(instance)
             return
         instance.keep_until = self.policy.keep_alive_until(pool, instance, self.clock.now())
+        self._arm(pool)
 
     # -- Idle --------------------------------------------------------------------------------
     async def idle(self, request_id: str, key: str, instance_id: str, result: RunResult) -> None:
@@ -333,17 +340,58 @@ class Scheduler:
         now = self.clock.now()
         reclaimed = 0
         for key, pool in list(self.pools.items()):
-            for instance in list(self.policy.expired(pool, now)):
-                self._reclaim(instance, "keep-alive expired")
-                reclaimed += 1
-            if not self.closing:
-                for _ in range(self.policy.prewarm(pool, now)):
-                    self._start_instance(pool, None)
+            reclaimed += self._collect_pool(pool, now)
             quiet_for = now - pool.last_activity
             if pool.is_quiet() and quiet_for > self.settings.forget_quiet_pool_after_s:
                 del self.pools[key]
                 self.policy.forget(key)
+                self._disarm(key)
         return reclaimed
+
+    def _collect_pool(self, pool: Pool, now: float) -> int:
+        reclaimed = 0
+        for instance in list(self.policy.expired(pool, now)):
+            self._reclaim(instance, "keep-alive expired")
+            reclaimed += 1
+        if not self.closing:
+            for _ in range(self.policy.prewarm(pool, now)):
+                self._start_instance(pool, None)
+        self._arm(pool)
+        return reclaimed
+
+    # -- precise wake-ups (policies that answer next_wakeup; the reference does not) ------
+    def _arm(self, pool: Pool) -> None:
+        """Make sure the pool is collected at the policy's next deadline."""
+        if self.closing:
+            return
+        now = self.clock.now()
+        at = self.policy.next_wakeup(pool, now)
+        if at is None:
+            return
+        armed = self._wakeups.get(pool.key)
+        if armed is not None:
+            if armed[0] <= at:
+                return
+            armed[1].cancel()
+        # 1 ms late rather than early: a timer that fires a rounding error before the deadline
+        # would find nothing due and re-arm for the same instant.
+        delay = max(0.0, at - now) + 0.001
+        timer = asyncio.get_running_loop().call_later(delay, self._wake, pool)
+        self._wakeups[pool.key] = (at, timer)
+
+    def _disarm(self, key: str) -> None:
+        armed = self._wakeups.pop(key, None)
+        if armed is not None:
+            armed[1].cancel()
+
+    def _wake(self, pool: Pool) -> None:
+        self._wakeups.pop(pool.key, None)
+        if self.closing or self.pools.get(pool.key) is not pool:
+            return
+        try:
+            self._collect_pool(pool, self.clock.now())
+        except Exception:  # a policy bug must not stop expiry forever
+            logger.exception("expiry pass for {} failed", pool.key)
 
     def start_gc(self) -> None:
         """Run :meth:`collect` every ``policy.gc_interval_s`` until shutdown."""
@@ -381,33 +429,34 @@ class Scheduler:
             return
 
     # -- shutdown ----------------------------------------------------------------------------
-    async def shutdown(self, grace_s: float = 10.0, destroy_wait_s: float = 10.0) -> list[str]:
-        """Stop: fail waiters, let busy requests finish (bounded), destroy every slot.
+    async def shutdown(self, grace_s: float = 2.0, destroy_wait_s: float = 2.5) -> list[str]:
+        """Stop: fail waiters, let busy requests and cold starts finish (bounded by
+        ``grace_s``), then destroy every slot (bounded by ``destroy_wait_s``).
 
-        Returns the slot ids that could not be destroyed in time (empty when nothing leaked).
+        Returns the slots (or instance ids, for slots still being created) that could not be
+        destroyed in time; empty when nothing leaked.
         """
         self.closing = True
         if self._gc_task is not None:
             self._gc_task.cancel()
+        for key in list(self._wakeups):
+            self._disarm(key)
         for waiter in list(self._waiting.values()):
             if not waiter.future.done():
                 waiter.future.set_exception(Unavailable("the scaler is shutting down"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_s
-        while self._busy_or_starting() and loop.time() < deadline:
-            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        if self._in_use():
+            self._drained = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), grace_s)
         for instance in list(self.instances.values()):
             if instance.state in (IDLE, BUSY):
-                if instance.state == BUSY:
-                    self._serving.pop(instance.request_id or "", None)
+                self._serving.pop(instance.request_id or "", None)
                 self._reclaim(instance, "shutdown")
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=destroy_wait_s)
-        lost = [
-            i.slot_id or i.instance_id
-            for i in self.instances.values()
-            if i.state in (DELETING, IDLE, BUSY) or (i.state != DELETED and i.slot_id)
-        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + destroy_wait_s
+        while self._tasks and loop.time() < deadline:  # destroys may spawn more destroys
+            await asyncio.wait(list(self._tasks), timeout=deadline - loop.time())
+        lost = [i.slot_id or i.instance_id for i in self.instances.values()]
         for task in list(self._tasks):
             task.cancel()
         self.lost_slots = lost
@@ -415,8 +464,9 @@ class Scheduler:
             logger.error("shutdown left {} slot(s) undestroyed: {}", len(lost), lost[:20])
         return lost
 
-    def _busy_or_starting(self) -> bool:
-        return any(i.state not in (IDLE, DELETED, DELETING) for i in self.instances.values())
+    def _in_use(self) -> bool:
+        """Whether any instance is busy or still starting (shutdown waits for those)."""
+        return any(p.counts[BUSY] or p.starting_count for p in self.pools.values())
 
     # -- helpers -----------------------------------------------------------------------------
     def _pool(self, spec: FunctionSpec) -> Pool:
