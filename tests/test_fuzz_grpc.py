@@ -6,9 +6,7 @@ is not Ok), and the transition log stays valid. Afterwards every slot is destroy
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -27,21 +25,14 @@ METAS = {"fn": FunctionMeta("fn", "python", 256, 60, 2), "g": FunctionMeta("g", 
 
 
 class Stack:
-    """Platform + scaler served from a background thread's event loop."""
+    """Platform + scaler served on the test's own event loop."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
         self.checker = TransitionChecker()
         self.service = PlatformService(METAS, LatencyModel(create_ms=1))
-        self.port = self._run(self._start(), 30)
         self.held: list[pb.Assignment] = []
 
-    def _run(self, coro, timeout: float):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    async def _start(self) -> int:
+    async def start(self) -> None:
         self.platform_server = grpc.aio.server()
         rpc.add_PlatformServicer_to_server(self.service, self.platform_server)
         platform_port = self.platform_server.add_insecure_port("127.0.0.1:0")
@@ -56,24 +47,23 @@ class Stack:
             )
         )
         self.app.journal.attach(self.checker)
-        return await self.app.start()
+        port = await self.app.start()
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = rpc.ScalerStub(self.channel)
 
-    def stop(self) -> list[str]:
-        lost = self._run(self.app.stop(), 60)
-        self._run(self.platform_server.stop(0), 10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+    async def stop(self) -> list[str]:
+        await self.channel.close()
+        lost = await self.app.stop()
+        await self.platform_server.stop(0)
         return lost
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
     s = Stack()
-    channel = grpc.insecure_channel(f"127.0.0.1:{s.port}")
-    s.stub = rpc.ScalerStub(channel)
+    await s.start()
     yield s
-    channel.close()
-    lost = s.stop()
+    lost = await s.stop()
     assert lost == []
     assert s.service.ledger.live_count == 0, "slots leaked after shutdown"
     assert s.checker.records > 0, "the fuzzer never got an instance assigned"
@@ -127,14 +117,14 @@ idle_ops = st.builds(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=st.lists(st.one_of(assign_ops, idle_ops), max_size=12))
-def test_arbitrary_traffic_gets_clear_answers(stack: Stack, ops) -> None:
+async def test_arbitrary_traffic_gets_clear_answers(stack: Stack, ops) -> None:
     for op in ops:
         if op[0] == "assign":
             _, rid, meta = op
             request = pb.AssignRequest(request_id=rid, timestamp=1)
             if meta is not None:
                 request.meta_data.CopyFrom(meta)
-            reply = stack.stub.Assign(request, timeout=15)
+            reply = await stack.stub.Assign(request, timeout=15)
             assert reply.status in KNOWN_STATUSES
             if reply.status == pb.Ok:
                 assert reply.assigment.instance_id and reply.assigment.request_id == rid
@@ -153,12 +143,12 @@ def test_arbitrary_traffic_gets_clear_answers(stack: Stack, ops) -> None:
         request = pb.IdleRequest(result=result)
         if not missing:
             request.assigment.CopyFrom(assignment)
-        reply = stack.stub.Idle(request, timeout=15)
+        reply = await stack.stub.Idle(request, timeout=15)
         assert reply.status in KNOWN_STATUSES
         if reply.status != pb.Ok:
             assert reply.error_message
     # The server is still responsive and consistent after every example.
-    probe = stack.stub.Assign(
+    probe = await stack.stub.Assign(
         pb.AssignRequest(request_id="", meta_data=pb.Meta(key="fn", memory_in_mb=1)), timeout=5
     )
     assert probe.status == pb.InvalidArgument
