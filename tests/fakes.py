@@ -33,6 +33,7 @@ class FakePlatform:
         self.fail = {"create": 0, "init": 0, "destroy": 0}
         self.delay_s = delay_s
         self.gate: asyncio.Event | None = None
+        self.unanswered = 0  # CreateSlot calls that get no answer (a deadline error)
         self._ids = itertools.count(1)
 
     async def _pause(self) -> None:
@@ -49,8 +50,11 @@ class FakePlatform:
         if self.gate is not None:
             await self.gate.wait()
         await self._pause()
+        if self.unanswered > 0:
+            self.unanswered -= 1
+            raise PlatformError("CreateSlot", "no answer within the 10 s deadline")
         if self._should_fail("create"):
-            raise PlatformError("CreateSlot", "InternalError: injected")
+            raise PlatformError("CreateSlot", "InternalError: injected", status=2)
         slot = FakeSlot(f"slot-{next(self._ids)}", memory_mb)
         self.slots[slot.id] = slot
         self.created.append(slot.id)
@@ -64,7 +68,7 @@ class FakePlatform:
         if slot is None:
             raise SlotNotFound("Init", "no such slot")
         if self._should_fail("init"):
-            raise PlatformError("Init", "InternalError: injected")
+            raise PlatformError("Init", "InternalError: injected", status=2)
         assert slot.instance_id is None, "Init on an initialised slot"
         slot.instance_id, slot.key = instance_id, spec.key
         return InitInfo(init_duration_ms=25)
@@ -72,7 +76,7 @@ class FakePlatform:
     async def destroy_slot(self, request_id: str, slot_id: str, reason: str) -> None:
         await self._pause()
         if self._should_fail("destroy"):
-            raise PlatformError("DestroySlot", "InternalError: injected")
+            raise PlatformError("DestroySlot", "InternalError: injected", status=2)
         if self.slots.pop(slot_id, None) is None:
             raise SlotNotFound("DestroySlot", f"slot {slot_id} does not exist")
         self.destroyed.append(slot_id)

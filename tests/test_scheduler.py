@@ -145,17 +145,26 @@ async def test_need_destroy_retires_and_destroys_the_slot() -> None:
     assert nxt.cold and nxt.instance_id != a.instance_id
 
 
-async def test_failed_create_is_retried_once_then_reported() -> None:
+async def test_refused_create_is_retried_then_reported() -> None:
     platform = FakePlatform()
-    platform.fail["create"] = 1
+    platform.fail["create"] = 2
     s = make(platform)
     a = await s.assign("r1", FN)
     assert a.cold and len(platform.created) == 1
-    platform.fail["create"] = 2
+    platform.fail["create"] = 3
     with pytest.raises(Unavailable, match="cold start failed: CreateSlot failed"):
         await s.assign("r2", FN)
-    assert s.stats["cold_start_failures"] == 3
+    assert s.stats["cold_start_failures"] == 5
     assert len(platform.slots) == 1  # only r1's slot; nothing leaked
+
+
+async def test_unanswered_create_fails_fast_without_retry() -> None:
+    platform = FakePlatform()
+    platform.unanswered = 1
+    s = make(platform)
+    with pytest.raises(Unavailable, match="deadline"):
+        await s.assign("r1", FN)
+    assert s.stats["cold_start_failures"] == 1 and not platform.created
 
 
 async def test_failed_init_destroys_its_slot_and_retries() -> None:
@@ -168,14 +177,14 @@ async def test_failed_init_destroys_its_slot_and_retries() -> None:
     assert platform.live_instance(a.instance_id).id == "slot-2"
 
 
-async def test_failed_init_twice_answers_internal_error_and_leaks_nothing() -> None:
+async def test_failed_init_thrice_answers_internal_error_and_leaks_nothing() -> None:
     platform = FakePlatform()
-    platform.fail["init"] = 2
+    platform.fail["init"] = 3
     s = make(platform)
     with pytest.raises(Unavailable, match="Init failed"):
         await s.assign("r1", FN)
     await settle(s)
-    assert not platform.slots and len(platform.destroyed) == 2
+    assert not platform.slots and len(platform.destroyed) == 3
     assert not s.instances
 
 

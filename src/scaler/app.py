@@ -66,7 +66,10 @@ class ScalerApp:
             self.policy,
             LoopClock(asyncio.get_running_loop()),
             self.journal,
-            SchedulerSettings(assign_timeout_s=settings.assign_timeout),
+            SchedulerSettings(
+                assign_timeout_s=settings.assign_timeout,
+                cold_start_retries=settings.cold_start_retries,
+            ),
         )
         self.server = grpc.aio.server(
             options=[

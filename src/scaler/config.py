@@ -31,6 +31,9 @@ class Settings:
     init_deadline: float = _setting(300.0, "deadline of one Init call, seconds")
     destroy_deadline: float = _setting(10.0, "deadline of one DestroySlot call, seconds")
     assign_timeout: float = _setting(600.0, "longest an Assign waits for an instance, seconds")
+    cold_start_retries: int = _setting(
+        2, "extra cold starts for a request whose cold start the platform refused"
+    )
     shutdown_grace: float = _setting(2.0, "on SIGTERM, how long in-flight requests may finish")
     destroy_wait: float = _setting(2.5, "on SIGTERM, how long slot destruction may take")
     max_concurrent_rpcs: int = _setting(0, "bound on concurrent RPCs (0: unbounded)")

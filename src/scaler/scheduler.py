@@ -71,7 +71,9 @@ class SchedulerSettings:
     #: Longest an Assign waits for an instance before answering InternalError.
     assign_timeout_s: float = 600.0
     #: Extra cold starts a request gets after its own failed.
-    cold_start_retries: int = 1
+    #: Only failures the platform answered (an error Status) are retried: when it does not
+    #: answer at all (unreachable, deadline) the Assign fails fast instead of piling up waits.
+    cold_start_retries: int = 2
     #: How many finished request ids are remembered to name a duplicate Idle clearly.
     remember_finished: int = 100_000
     #: Capped exponential back-off of DestroySlot retries.
@@ -275,7 +277,12 @@ class Scheduler:
                 origin = orphan
             else:
                 return
-        if origin.cold_start_attempts < self.settings.cold_start_retries and not self.closing:
+        platform_answered = err.status is not None
+        if (
+            platform_answered
+            and origin.cold_start_attempts < self.settings.cold_start_retries
+            and not self.closing
+        ):
             origin.cold_start_attempts += 1
             self._start_instance(pool, origin)
             return
