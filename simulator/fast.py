@@ -48,7 +48,7 @@ async def _run(
 ) -> FastRun:
     loop = asyncio.get_running_loop()
     service = PlatformService(dataset.metas, latency, faults, seed)
-    platform = PlatformClient(InProcessPlatformStub(service))
+    platform = PlatformClient(InProcessPlatformStub(service, rpc_latency_ms / 1000.0))
     clock = LoopClock(loop, epoch_at_zero=dataset.start_ms / 1000.0 - loop.time())
     scheduler = Scheduler(platform, make_policy(policy_name), clock, journal)
     scheduler.start_gc()
@@ -81,7 +81,8 @@ def run_fast(
 ) -> FastRun:
     """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``.
 
-    ``rpc_latency_ms`` charges every Assign and Idle a network round trip, as wire mode pays.
+    ``rpc_latency_ms`` charges every RPC a network round trip, as wire mode pays: the
+    replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot.
     """
     return run_virtual(
         _run(

@@ -236,15 +236,30 @@ class PlatformService(rpc.PlatformServicer):
 
 
 class InProcessPlatformStub:
-    """The Platform stub's shape over a servicer in the same loop (fast mode: no sockets)."""
+    """The Platform stub's shape over a servicer in the same loop (fast mode: no sockets).
 
-    def __init__(self, service: PlatformService) -> None:
+    ``rpc_latency_s`` charges each call a network round trip (paid before the service sees
+    it), as a gRPC call would cost.
+    """
+
+    def __init__(self, service: PlatformService, rpc_latency_s: float = 0.0) -> None:
         self._service = service
+        self._latency = rpc_latency_s
 
     async def _call(self, coro: Any, timeout: float | None) -> Any:
+        if self._latency:
+            coro = self._with_latency(coro)
         if timeout is None:
             return await coro
         return await asyncio.wait_for(coro, timeout)
+
+    async def _with_latency(self, coro: Any) -> Any:
+        try:
+            await asyncio.sleep(self._latency)
+        except BaseException:
+            coro.close()
+            raise
+        return await coro
 
     def CreateSlot(self, request: Any, *, timeout: float | None = None) -> Any:
         return self._call(self._service.CreateSlot(request), timeout)

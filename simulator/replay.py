@@ -42,29 +42,24 @@ class ScalerTransport(Protocol):
 class ServicerTransport:
     """Calls a servicer object directly (fast mode).
 
-    ``rpc_latency_s`` models the network and (de)serialisation of a real RPC: half of it
-    before the servicer sees the request, half after it answers (trace seconds).
+    ``rpc_latency_s`` models the network and (de)serialisation of a real RPC: the whole round
+    trip is paid before the servicer sees the request (one timer per call, not two, which
+    keeps long replays fast; the measured latency is the same).
     """
 
     def __init__(self, servicer: Any, rpc_latency_s: float = 0.0) -> None:
         self._servicer = servicer
-        self._half = rpc_latency_s / 2.0
+        self._latency = rpc_latency_s
 
     async def assign(self, request: Any) -> Any:
-        if not self._half:
-            return await self._servicer.Assign(request, None)
-        await asyncio.sleep(self._half)
-        reply = await self._servicer.Assign(request, None)
-        await asyncio.sleep(self._half)
-        return reply
+        if self._latency:
+            await asyncio.sleep(self._latency)
+        return await self._servicer.Assign(request, None)
 
     async def idle(self, request: Any) -> Any:
-        if not self._half:
-            return await self._servicer.Idle(request, None)
-        await asyncio.sleep(self._half)
-        reply = await self._servicer.Idle(request, None)
-        await asyncio.sleep(self._half)
-        return reply
+        if self._latency:
+            await asyncio.sleep(self._latency)
+        return await self._servicer.Idle(request, None)
 
 
 class GrpcTransport:

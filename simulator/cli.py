@@ -1,0 +1,390 @@
+"""``scaler simulate`` and ``scaler import-trace``: the simulator's command line.
+
+``src/scaler/cli.py`` mounts :func:`register` when this package is importable. Exit status:
+0 when every dataset was replayed (whatever its score), 1 when a wire session could not run,
+2 for bad input (a dataset, a fault spec, a policy name, a slice), with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from simulator.dataset import Dataset, DatasetError, load_dataset
+from simulator.faults import FaultSpec, FaultSpecError
+from simulator.platform import LatencyModel
+from simulator.score import build_record, oracle_score
+
+DEFAULT_RPC_LATENCY_MS = 2.2
+"""Fast mode's default charge per RPC: the mean loopback round trip wire mode measured against
+our scaler (docs/simulator.md, "Fast vs wire"), so that both modes score alike by default."""
+
+
+class UsageError(ValueError):
+    """Bad command-line input; reported in one line with exit status 2."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``simulate`` and ``import-trace`` to the ``scaler`` command."""
+    simulate = subparsers.add_parser(
+        "simulate",
+        help="replay datasets against a scaler and score the run",
+        description="Replay challenge datasets against a scaler (in-process in virtual time, "
+        "or over gRPC in real time) and print the challenge's end-of-run record for each.",
+    )
+    _add_simulate_arguments(simulate)
+    simulate.set_defaults(run=simulate_command)
+
+    importer = subparsers.add_parser(
+        "import-trace",
+        help="turn a raw public trace into a challenge dataset folder",
+        description="Import a window of a raw Azure Functions trace as a dataset folder "
+        "(see docs/workloads.md for how missing fields are filled).",
+    )
+    from simulator.importers import add_subcommands
+
+    traces = importer.add_subparsers(dest="trace", metavar="TRACE", required=True)
+    add_subcommands(traces)
+    importer.set_defaults(run=lambda args: args.func(args))
+
+
+def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("datasets", nargs="*", metavar="DATASET_DIR", help="dataset folders")
+    p.add_argument(
+        "--builtin", action="store_true", help="replay the built-in workload (the default)"
+    )
+    p.add_argument("--mode", choices=("fast", "wire"), default="fast", help="default: fast")
+    p.add_argument("--policy", default="reference", help="scaling policy (default: reference)")
+    p.add_argument(
+        "--faults", default="", metavar="SPEC", help="e.g. create_error=0.05,spike=0.01:2s"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the fault injection (default 0)")
+    p.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency (100)")
+    p.add_argument("--create-jitter-ms", type=float, default=0.0, help="uniform +/- jitter (0)")
+    p.add_argument("--slice", metavar="START:LENGTH", help="replay only this window, seconds")
+    p.add_argument("--out", metavar="FILE", help="append each record as a JSON line")
+    p.add_argument("--report", metavar="DIR", help="write records.json and PNG charts here")
+    p.add_argument("--json", action="store_true", help="last stdout line per dataset: record")
+    p.add_argument("--progress", action="store_true", help="progress bar even if not a TTY")
+    p.add_argument(
+        "--transition-log",
+        metavar="PATH",
+        help="the scaler's FSM transitions as JSON lines (fast mode, or wire --start-scaler)",
+    )
+    fast = p.add_argument_group("fast mode")
+    fast.add_argument(
+        "--rpc-latency-ms",
+        type=float,
+        default=DEFAULT_RPC_LATENCY_MS,
+        help="charge per RPC round trip (Assign, Idle, CreateSlot, Init, DestroySlot); "
+        f"default {DEFAULT_RPC_LATENCY_MS:g}, measured on loopback",
+    )
+    wire = p.add_argument_group("wire mode")
+    wire.add_argument("--scaler", default="127.0.0.1:9001", help="scaler address (127.0.0.1:9001)")
+    wire.add_argument("--speed", type=float, default=1.0, help="divide trace time by S (1)")
+    wire.add_argument("--platform-listen", default="127.0.0.1:50051", help="(127.0.0.1:50051)")
+    wire.add_argument("--stats-listen", default="0.0.0.0:9000", help="stats HTTP (0.0.0.0:9000)")
+    wire.add_argument(
+        "--connect-timeout", type=float, default=30.0, help="wait for the scaler, s (30)"
+    )
+    wire.add_argument(
+        "--start-scaler",
+        action="store_true",
+        help="run our own `scaler serve --policy P` at --scaler for the session, then SIGTERM it",
+    )
+    wire.add_argument("--scaler-log", default="", help="the started scaler's log file")
+    wire.add_argument(
+        "--linger",
+        type=float,
+        default=20.0,
+        help="without --start-scaler: after the stats port closes, keep the platform up this "
+        "long, or until no slot is left, so the scaler can destroy its slots (20)",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the arguments
+
+
+def _parse_slice(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    start, sep, length = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        window = (float(start), float(length))
+    except ValueError:
+        raise UsageError(f"--slice {text!r}: expected START:LENGTH in seconds") from None
+    if window[0] < 0 or window[1] <= 0:
+        raise UsageError(f"--slice {text!r}: START must be >= 0 and LENGTH > 0")
+    return window
+
+
+def _datasets(args: argparse.Namespace) -> list[Dataset]:
+    """Every dataset, read and validated before anything runs."""
+    datasets: list[Dataset] = []
+    if args.builtin or not args.datasets:
+        from simulator.workload import generate_workload
+
+        datasets.append(generate_workload())
+    datasets.extend(load_dataset(folder) for folder in args.datasets)
+    window = _parse_slice(args.slice)
+    if window is not None:
+        datasets = [d.slice(*window) for d in datasets]
+    for dataset in datasets:
+        if not dataset.requests:
+            raise UsageError(f"{dataset.name}: no requests to replay")
+    return datasets
+
+
+def _check(args: argparse.Namespace) -> FaultSpec:
+    from scaler.policy import make_policy
+
+    make_policy(args.policy)  # ValueError names the known ones
+    if args.speed <= 0:
+        raise UsageError("--speed must be positive")
+    if args.create_ms < 0 or args.create_jitter_ms < 0 or args.rpc_latency_ms < 0:
+        raise UsageError("--create-ms, --create-jitter-ms and --rpc-latency-ms must be >= 0")
+    if args.mode == "fast" and args.speed != 1.0:
+        print("simulate: --speed applies to wire mode only; ignored", file=sys.stderr)
+    return FaultSpec.parse(args.faults)
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6f}".rstrip("0").rstrip(".") if value == value else "nan"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def record_table(record: dict[str, Any]) -> str:
+    """The record as aligned ``key  value`` lines, in the record's own order."""
+    width = max(len(k) for k in record)
+    return "\n".join(f"{k:<{width}}  {_format_value(v)}" for k, v in record.items())
+
+
+def summary(run: Any, record: dict[str, Any], mode: str, policy: str, position: str) -> str:
+    """A few human lines about one replay, for stderr."""
+    oracle = record.get("oracleScore")
+    p50, p99 = record["assignLatencyP50Ms"], record["assignLatencyP99Ms"]
+    latency = f", Assign p50 {p50:.1f} ms p99 {p99:.1f} ms" if p50 is not None else ""
+    lines = [
+        f"{position} {run.dataset.name} ({mode}, policy {policy}): score {record['score']:.3f} "
+        f"(slot {record['scoreSlotHalf']:.3f} + latency {record['scoreLatencyHalf']:.3f})"
+        + (f", oracle {oracle:.3f}" if oracle is not None else ""),
+        f"  {record['totalRequestsCount']} requests, {record['failedRequestsCount']} failed "
+        f"({record['successRate']:.4%} ok), {record['coldStarts']} cold starts, "
+        f"{record['warmHits']} warm hits{latency}, {record['wallTimeInSecs']:.1f} s wall",
+    ]
+    if run.failures:
+        kinds = ", ".join(f"{k}: {n}" for k, n in sorted(run.failures.items()))
+        lines.append(f"  failures: {kinds}")
+        lines.extend(f"    {line}" for line in run.first_failures[:5])
+    injected = {k: n for k, n in run.injected_faults.items() if n}
+    if injected:
+        lines.append("  injected faults: " + ", ".join(f"{k} {n}" for k, n in injected.items()))
+    if record.get("leakedSlots") is not None:
+        lines.append(f"  leaked slots after the scaler stopped: {record['leakedSlots']}")
+    return "\n".join(lines)
+
+
+class _Printer:
+    """Prints each dataset's result as it arrives, and keeps what the report needs."""
+
+    def __init__(self, args: argparse.Namespace, count: int, out: TextIO | None) -> None:
+        self.args = args
+        self.count = count
+        self.out = out
+        self.records: list[dict[str, Any]] = []
+        self.timelines: list[Any] = []
+        self.names: list[str] = []
+
+    def __call__(self, run: Any) -> None:
+        index = len(self.records) + 1
+        oracle = oracle_score(run.dataset, create_ms=self.args.create_ms)
+        record = build_record(run.dataset, run.totals, record_id=index, oracle=oracle)
+        self.records.append(record)
+        self.timelines.append(run.timeline)
+        self.names.append(run.dataset.name)
+        position = f"[{index}/{self.count}]"
+        print(summary(run, record, self.args.mode, self.args.policy, position), file=sys.stderr)
+        if self.args.json:
+            print(json.dumps(record), flush=True)
+        else:
+            print(f"{run.dataset.name}\n{record_table(record)}\n", flush=True)
+        if self.out is not None:
+            self.out.write(json.dumps(record) + "\n")
+            self.out.flush()
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return bool(args.progress or sys.stderr.isatty())
+
+
+def _close_bars(bars: list[Any]) -> None:
+    for bar in bars:
+        if bar is not None:
+            bar.close()
+
+
+def _bar(args: argparse.Namespace, dataset: Dataset, index: int, count: int) -> Any:
+    """A progress bar for one dataset's replay, or None when progress is off."""
+    if not _progress_enabled(args):
+        return None
+    from simulator.progress import ProgressBar
+
+    return ProgressBar(f"[{index}/{count}]", trace_total_s=dataset.duration_s)
+
+
+# --------------------------------------------------------------------------------------------
+# The modes
+
+
+def _run_fast(args: argparse.Namespace, datasets: list[Dataset], faults: FaultSpec, printer: Any):
+    from scaler.states import Journal
+    from simulator.fast import run_fast
+    from simulator.timeline import Timeline
+
+    journal = Journal()
+    if args.transition_log:
+        journal.write_json_lines(args.transition_log)
+    latency = LatencyModel(args.create_ms, args.create_jitter_ms)
+    try:
+        for index, dataset in enumerate(datasets, 1):
+            bar = _bar(args, dataset, index, len(datasets))
+            timeline = Timeline.for_dataset(dataset) if args.report else None
+            try:
+                result = run_fast(
+                    dataset,
+                    args.policy,
+                    latency=latency,
+                    faults=faults,
+                    seed=args.seed,
+                    journal=journal,
+                    progress=bar,
+                    timeline=timeline,
+                    rpc_latency_ms=args.rpc_latency_ms,
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+            printer(_FastResult(dataset, result, timeline))
+    finally:
+        journal.close()
+    return 0
+
+
+class _FastResult:
+    """A fast run seen through the same attributes as a wire run."""
+
+    def __init__(self, dataset: Dataset, result: Any, timeline: Any) -> None:
+        self.dataset = dataset
+        self.totals = result.totals
+        self.failures = result.failures
+        self.first_failures = result.first_failures
+        self.injected_faults = result.injected_faults
+        self.timeline = timeline
+
+
+def _run_wire(args: argparse.Namespace, datasets: list[Dataset], faults: FaultSpec, printer: Any):
+    from simulator.wire import WireError, WireOptions, run_wire
+
+    if args.transition_log and not args.start_scaler:
+        print("simulate: --transition-log needs --start-scaler in wire mode", file=sys.stderr)
+    options = WireOptions(
+        scaler=args.scaler,
+        platform_listen=args.platform_listen,
+        stats_listen=args.stats_listen,
+        speed=args.speed,
+        latency=LatencyModel(args.create_ms, args.create_jitter_ms),
+        faults=faults,
+        seed=args.seed,
+        connect_timeout_s=args.connect_timeout,
+        start_scaler=args.start_scaler,
+        policy=args.policy,
+        scaler_log=args.scaler_log,
+        transition_log=args.transition_log or "",
+        linger_s=0.0 if args.start_scaler else args.linger,
+    )
+    bars: list[Any] = []
+
+    def progress(dataset: Dataset) -> Any:
+        _close_bars(bars)
+        bars.append(_bar(args, dataset, len(bars) + 1, len(datasets)))
+        return bars[-1]
+
+    def on_result(run: Any) -> None:
+        _close_bars(bars)
+        printer(run)
+
+    try:
+        _, simulator = asyncio.run(
+            run_wire(
+                datasets,
+                options,
+                timelines=bool(args.report),
+                progress=progress,
+                on_result=on_result,
+            )
+        )
+    except WireError as err:
+        print(f"simulate: {err}", file=sys.stderr)
+        return 1
+    if simulator.slots_after_linger is not None:
+        print(
+            f"simulate: {simulator.slots_after_linger} slot(s) still alive {args.linger:g} s "
+            "after the run ended"
+            if simulator.slots_after_linger
+            else "simulate: no slot left alive after the run ended",
+            file=sys.stderr,
+        )
+    if simulator.scaler_exit not in (None, 0):
+        print(
+            f"simulate: the scaler exited with status {simulator.scaler_exit} "
+            f"(log: {simulator.scaler_log_path})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    """``scaler simulate``: validate everything, replay each dataset, print, report."""
+    try:
+        faults = _check(args)
+        datasets = _datasets(args)
+        out = open(args.out, "a", encoding="utf-8") if args.out else None  # noqa: SIM115
+    except (DatasetError, FaultSpecError, UsageError, ValueError, OSError) as err:
+        print(f"simulate: {err}", file=sys.stderr)
+        return 2
+    printer = _Printer(args, len(datasets), out)
+    try:
+        runner = _run_wire if args.mode == "wire" else _run_fast
+        status = runner(args, datasets, faults, printer)
+    except KeyboardInterrupt:
+        print("simulate: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if out is not None:
+            out.close()
+    if args.report and printer.records:
+        from simulator.report import write_report
+
+        try:
+            written = write_report(
+                Path(args.report), printer.records, printer.timelines, printer.names
+            )
+        except OSError as err:
+            print(f"simulate: cannot write the report: {err}", file=sys.stderr)
+            return 1
+        print(f"report: {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return status
