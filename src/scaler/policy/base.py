@@ -69,3 +69,12 @@ class Policy:
     def prewarm(self, pool: Pool, now: float) -> int:
         """How many instances to start ahead of demand now (none by default)."""
         return 0
+
+    def next_wakeup(self, pool: Pool, now: float) -> float | None:
+        """Epoch second of the pool's next deadline or pre-warm, for a precise timer.
+
+        None (the default) leaves expiry and pre-warm to the periodic GC pass alone; a policy
+        with short keep-alives or timed pre-warms answers its earliest deadline, and the
+        scheduler runs ``expired``/``prewarm`` for this pool when it is due.
+        """
+        return None
