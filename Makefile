@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build proto test lint format run bench bench-rpc clean
+.PHONY: build proto test lint format run bench bench-rpc bench-load bench-faults clean
 
 build: $(STAMP) proto
 	@chmod +x scaler run.sh
@@ -33,10 +33,16 @@ run: build
 	./scaler simulate --builtin --mode fast
 
 bench: build
-	$(BIN)/python -m bench.policies
+	PYTHONPATH=src:. $(BIN)/python -m bench.policies
 
 bench-rpc: build
-	$(BIN)/python -m bench.rpc
+	PYTHONPATH=src:. $(BIN)/python -m bench.rpc
+
+bench-load: build
+	PYTHONPATH=src:. $(BIN)/python -m bench.load_wire
+
+bench-faults: build
+	PYTHONPATH=src:. $(BIN)/python -m bench.faults
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -258,7 +258,9 @@ class Replayer:
                 result=result,
             )
         )
-        t.idle_s += (loop.time() - sent) * speed
+        idle_latency = (loop.time() - sent) * speed
+        t.idle_s += idle_latency
+        t.idle_latencies_ms.append(idle_latency * 1000.0)
         if idle.status != pb.Ok:
             self._fail(index, request, f"Idle answered {_status(idle)}")
 

@@ -48,6 +48,7 @@ class RunTotals:
     cold_starts: int = 0
     warm_hits: int = 0
     assign_latencies_ms: list[float] = attrs.Factory(list)
+    idle_latencies_ms: list[float] = attrs.Factory(list)
     wall_time_s: float = 0.0
     leaked_slots: int | None = None
     start_ms: int = 0
@@ -199,6 +200,7 @@ def build_record(
         totals.execution_s, totals.execution_gbs, totals.schedule_s, totals.idle_s, totals.slot_gbs
     )
     latencies = sorted(totals.assign_latencies_ms)
+    idle_latencies = sorted(totals.idle_latencies_ms)
     record: dict[str, Any] = {
         "id": record_id,
         "requestFilePath": dataset.request_path,
@@ -227,6 +229,8 @@ def build_record(
         "warmHits": totals.warm_hits,
         "assignLatencyP50Ms": _sorted_percentile(latencies, 50.0),
         "assignLatencyP99Ms": _sorted_percentile(latencies, 99.0),
+        "idleLatencyP50Ms": _sorted_percentile(idle_latencies, 50.0),
+        "idleLatencyP99Ms": _sorted_percentile(idle_latencies, 99.0),
         "wallTimeInSecs": totals.wall_time_s,
         "oracleScore": oracle["oracleScore"] if oracle else None,
         "oracleSlotTimeInGBs": oracle["oracleSlotTimeInGBs"] if oracle else None,

@@ -44,6 +44,8 @@ EXTRA_KEYS = [
     "warmHits",
     "assignLatencyP50Ms",
     "assignLatencyP99Ms",
+    "idleLatencyP50Ms",
+    "idleLatencyP99Ms",
     "wallTimeInSecs",
     "oracleScore",
     "oracleSlotTimeInGBs",
