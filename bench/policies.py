@@ -1,0 +1,282 @@
+"""Policies x traces: `python -m bench.policies` (`make bench`).
+
+Fast mode (virtual time), one run per policy and trace, scored with the official formula and
+compared with the clairvoyant bound. Traces: dataSet_1 and dataSet_3r from ../shared/traces,
+a 4-hour window of the Azure Functions 2019 sample imported on the fly (minutes 480-720), and
+the built-in synthetic workload; a trace whose files are absent is skipped with a message.
+
+Columns: score and its two halves (slot: 50*Eg/S, latency: 50*E/(E+L)), the oracle, the
+issue-4 target R + 0.6*(O - R) with R the reference's score in the same table, the share of
+the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall time, success rate.
+
+`--ablation` runs the default policy with each of its components switched off in turn.
+Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
+policy), so runs with different options accumulate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from scaler.policy import DEFAULT_POLICY, POLICIES, Components, ablation_name, make_policy
+from simulator.dataset import Dataset, load_dataset
+from simulator.fast import run_fast
+from simulator.platform import LatencyModel
+from simulator.score import build_record, oracle_score
+from simulator.workload import generate_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACES = ROOT.parent / "shared" / "traces"
+OUT = ROOT / "bench-out" / "policies.json"
+AZURE_WINDOW = (480, 240)  # start minute, minutes: 08:00-12:00 of the trace's day
+
+#: Trace name -> what loads it (None when its files are absent, with the reason).
+Loader = Callable[[], Dataset]
+
+
+def trace_loaders() -> dict[str, tuple[Loader | None, str]]:
+    """Every known trace, loader first; a missing one carries why it is skipped."""
+    out: dict[str, tuple[Loader | None, str]] = {}
+    for name in ("dataSet_1", "dataSet_3r"):
+        folder = TRACES / name
+        if folder.is_dir():
+            out[name] = (lambda folder=folder: load_dataset(folder), "")
+        else:
+            out[name] = (None, f"{folder} is absent")
+    azure = TRACES / "azure2019-200"
+    if azure.is_dir():
+
+        def load_azure() -> Dataset:
+            from simulator.importers.azure2019 import import_azure2019
+
+            return import_azure2019(azure, start_minute=AZURE_WINDOW[0], minutes=AZURE_WINDOW[1])
+
+        out["azure2019-4h"] = (load_azure, "")
+    else:
+        out["azure2019-4h"] = (None, f"{azure} is absent")
+    out["builtin"] = (generate_workload, "")
+    return out
+
+
+def run_one(
+    dataset: Dataset, policy: str, create_ms: float, rpc_latency_ms: float = 0.0
+) -> dict[str, Any]:
+    """One fast-mode run, as a flat row of the table."""
+    started = time.perf_counter()
+    run = run_fast(
+        dataset,
+        policy,
+        latency=LatencyModel(create_ms=create_ms),
+        rpc_latency_ms=rpc_latency_ms,
+    )
+    wall = time.perf_counter() - started
+    record = build_record(
+        dataset, run.totals, record_id=policy, oracle=oracle_score(dataset, create_ms=create_ms)
+    )
+    return {
+        "policy": policy,
+        "score": record["score"],
+        "slotHalf": record["scoreSlotHalf"],
+        "latencyHalf": record["scoreLatencyHalf"],
+        "oracle": record["oracleScore"],
+        "coldStarts": record["coldStarts"],
+        "slotGBs": record["totalSlotTimeInGBs"],
+        "scheduleS": record["invocationScheduleTimeInSecs"],
+        "requests": record["totalRequestsCount"],
+        "successRate": record["successRate"],
+        "leakedSlots": record.get("leakedSlots"),
+        "wallS": wall,
+    }
+
+
+def with_targets(rows: list[dict[str, Any]]) -> None:
+    """Add the target and the closed gap to the rows of one trace (needs a reference row)."""
+    reference = next((r for r in rows if r["policy"] == "reference"), None)
+    for row in rows:
+        row["target"] = None
+        row["gapClosed"] = None
+        if reference is None:
+            continue
+        r, o = reference["score"], row["oracle"]
+        row["target"] = r + 0.6 * (o - r)
+        row["gapClosed"] = (row["score"] - r) / (o - r) if o > r else None
+
+
+COLUMNS = (
+    ("trace", "{:<14}", "trace"),
+    ("policy", "{:<32}", "policy"),
+    ("score", "{:>7.2f}", "score"),
+    ("slot½", "{:>6.2f}", "slotHalf"),
+    ("lat½", "{:>6.2f}", "latencyHalf"),
+    ("oracle", "{:>7.2f}", "oracle"),
+    ("target", "{:>7}", "target"),
+    ("gap%", "{:>6}", "gapClosed"),
+    ("colds", "{:>7}", "coldStarts"),
+    ("slot GB·s", "{:>11.0f}", "slotGBs"),
+    ("wall s", "{:>6.1f}", "wallS"),
+    ("ok %", "{:>7.3f}", "successRate"),
+)
+
+
+def cell(key: str, fmt: str, row: dict[str, Any]) -> str:
+    value = row.get(key)
+    if key == "target":
+        value = "-" if value is None else f"{value:.2f}"
+    elif key == "gapClosed":
+        value = "-" if value is None else f"{100 * value:.0f}"
+    elif key == "successRate":
+        value = 100 * value
+    return fmt.format(value)
+
+
+def header(markdown: bool) -> str:
+    """The table's header line(s)."""
+    if markdown:
+        titles = " | ".join(title for title, _, _ in COLUMNS)
+        return f"| {titles} |\n|" + "|".join("---" for _ in COLUMNS) + "|"
+    widths = [len(cell(key, fmt, SAMPLE)) for _, fmt, key in COLUMNS]
+    line = " ".join(
+        title.ljust(w) if i < 2 else title.rjust(w)
+        for i, ((title, _, _), w) in enumerate(zip(COLUMNS, widths, strict=True))
+    )
+    return line + "\n" + "-" * len(line)
+
+
+def line(row: dict[str, Any], markdown: bool) -> str:
+    """One row of the table."""
+    cells = [cell(key, fmt, row) for _, fmt, key in COLUMNS]
+    if markdown:
+        return "| " + " | ".join(c.strip() for c in cells) + " |"
+    return " ".join(cells)
+
+
+SAMPLE = {
+    "trace": "",
+    "policy": "",
+    "score": 0.0,
+    "slotHalf": 0.0,
+    "latencyHalf": 0.0,
+    "oracle": 0.0,
+    "target": 0.0,
+    "gapClosed": 0.0,
+    "coldStarts": 0,
+    "slotGBs": 0.0,
+    "wallS": 0.0,
+    "successRate": 1.0,
+}
+
+
+def merge_json(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace the rows with the same (create ms, RPC ms, trace, policy) in ``path``, keep
+    the rest."""
+
+    def key(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row.get("createMs"), row.get("rpcLatencyMs", 0.0), row["trace"], row["policy"])
+
+    existing: list[dict[str, Any]] = []
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text())["results"]
+        except (ValueError, KeyError, TypeError):
+            existing = []
+    fresh = {key(r) for r in rows}
+    merged = [r for r in existing if key(r) not in fresh] + rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"results": merged}, indent=1) + "\n")
+
+
+def selected(names: str | None, known: list[str]) -> list[str]:
+    """The comma-separated ``names``, or all ``known`` ones."""
+    if not names:
+        return known
+    return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def runs(
+    traces: list[str], policies: list[str], create_ms: float, rpc_latency_ms: float
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Per trace, its rows (skipping absent traces with a message on stderr)."""
+    loaders = trace_loaders()
+    for trace in traces:
+        loader, why = loaders.get(trace, (None, "unknown trace"))
+        if loader is None:
+            print(f"skipping {trace}: {why}", file=sys.stderr)
+            continue
+        dataset = loader()
+        rows = []
+        for policy in policies:
+            print(f"{trace}: {policy} ...", file=sys.stderr, flush=True)
+            row = run_one(dataset, policy, create_ms, rpc_latency_ms)
+            rows.append(
+                {"trace": trace, "createMs": create_ms, "rpcLatencyMs": rpc_latency_ms, **row}
+            )
+        with_targets(rows)
+        yield trace, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Score policies on traces in fast mode (see the module docstring)."
+    )
+    parser.add_argument("--traces", help="comma-separated (default: all available)")
+    parser.add_argument("--policies", help="comma-separated (default: every registered one)")
+    parser.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency")
+    parser.add_argument(
+        "--rpc-latency-ms",
+        type=float,
+        default=0.0,
+        help="charge per Assign/Idle/platform RPC (default 0, as the issue's figures)",
+    )
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="the default policy, then with each component flipped (reference kept for targets)",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT})")
+    args = parser.parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")
+
+    known_traces = list(trace_loaders())
+    traces = selected(args.traces, known_traces)
+    unknown = [t for t in traces if t not in known_traces]
+    if unknown:
+        parser.error(f"unknown trace(s) {', '.join(unknown)} (known: {', '.join(known_traces)})")
+    if args.ablation:
+        policies = ["reference", DEFAULT_POLICY]
+        policies += [ablation_name(c) for c in Components.names()]
+    else:
+        policies = selected(args.policies, list(POLICIES))
+    try:
+        for policy in policies:
+            make_policy(policy)
+    except ValueError as err:
+        parser.error(str(err))
+
+    everything: list[dict[str, Any]] = []
+    print(f"fast mode, CreateSlot {args.create_ms:g} ms, RPC {args.rpc_latency_ms:g} ms")
+    print(header(args.markdown), flush=True)
+    for _, rows in runs(traces, policies, args.create_ms, args.rpc_latency_ms):
+        for row in rows:
+            print(line(row, args.markdown), flush=True)
+        everything.extend(rows)
+    if everything:
+        merge_json(args.out, everything)
+        print(f"results merged into {args.out}", file=sys.stderr)
+    failed = [r for r in everything if r["successRate"] < 1.0]
+    for row in failed:
+        print(f"{row['trace']} {row['policy']}: success {row['successRate']:.6f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

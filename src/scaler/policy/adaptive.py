@@ -1,0 +1,343 @@
+"""The default policy: cost-aware windows learned per function, priced by the score itself.
+
+How it decides (docs/policies.md has the long form):
+
+1. **Windows** (:func:`~scaler.policy.windows.choose_window`): each released instance gets
+   the plan of least expected cost over its function's recent release-to-reuse gaps: keep
+   warm for ``k``; then, if it pays, destroy and pre-warm a fresh instance just in time for
+   the next likely arrival, kept to the window's end. A function that went quiet is released
+   by the same rule: nothing is kept beyond the window.
+2. **Exchange rate** (``kappa``, waiting seconds one GB·s of idle slot is worth): the score
+   ``50*Eg/S + 50*E/(E+L)`` trades slot time S against waiting L at the rate
+   ``Eg*(E+L)**2 / (E*S**2)``, estimated from running totals (:class:`Prices`). A trace of
+   long executions (large E) makes waiting cheap and slot time dear; a trace of 30 ms
+   executions makes every cold start expensive. The rate moves on a grid a factor 2 apart,
+   one step per ``select_every_s`` (plans are cached per grid point). The score is convex in
+   S and L, so the rate has several self-confirming values; the policy starts at the
+   cheapest slot time (keep long, as the reference) and climbs while the measured rate is
+   higher, which stops at the first equilibrium from the reference's side.
+3. **Queue-aware cold starts**: a request that finds no idle instance gets a cold start only
+   if the instances already starting or busy would serve the queue later than a new one
+   could, by more than the new one's slot time is worth. One cold start per waiting request
+   (the reference's rule) starts a hundred 4 GB instances for a 12 ms function whose cold
+   start takes 4 s, where one instance would have served them all.
+4. **Miss cost**: a missing instance costs its cold start, times how much the function's
+   requests have waited per waiting episode (behind a busy function's missing instance, the
+   requests that follow queue too).
+5. **Precise timers**: deadlines and pre-warm launches are acted on when due (the scheduler
+   asks :meth:`next_wakeup`), not at the next GC pass.
+
+Every component can be switched off (:class:`Components`) for the ablation in
+``python -m bench.policies --ablation``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from typing import TYPE_CHECKING
+
+import attrs
+
+from scaler.policy.base import ColdStartDecision
+from scaler.policy.planned import FunctionState, PlannedPolicy
+from scaler.policy.windows import WindowPlan, break_even_s, choose_window, gap_cost, outcome
+from scaler.states.lifecycle import BUSY, CREATING, IDLE, INITING
+
+if TYPE_CHECKING:
+    from scaler.pool import Pool
+
+#: Exchange rates the policy chooses from (waiting seconds per GB·s), a factor 4 apart.
+KAPPA_GRID: tuple[float, ...] = tuple(0.0125 * 4.0**i for i in range(-3, 6))
+#: Where the rate starts, and the fixed rate with ``online_prices`` off (0.2 s per GB·s).
+START_INDEX = 5
+FIXED_INDEX = 5
+
+
+@attrs.frozen
+class Components:
+    """Switchable parts of :class:`AdaptivePolicy` (all but ``miss_cost`` on by default)."""
+
+    #: Windows from the learned gap distribution (off: ski-rental keep-alive only).
+    learned_windows: bool = True
+    #: Just-in-time pre-warm plans (off: keep-alive plans only).
+    prewarm: bool = True
+    #: A keep phase before a pre-warm (off: a pre-warm plan destroys at release).
+    two_phase: bool = True
+    #: Exchange rate from the running totals (off: the fixed prior rate).
+    online_prices: bool = True
+    #: Cold-start only when existing instances would serve the queue later than a new one
+    #: (off: one cold start per waiting request, as the reference).
+    queue_aware: bool = True
+    #: Price a miss by the waiting it caused so far (off, the default: its own cold start).
+    #: Measured in the ablation as switched on: it keeps instances too long on bursty traces.
+    miss_cost: bool = False
+    #: Act on deadlines when due (off: only at GC passes every ``gc_interval_s``).
+    precise_timers: bool = True
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [field.name for field in attrs.fields(cls)]
+
+
+@attrs.define(slots=True)
+class _Plans:
+    """A function's plans by grid index, for one gap summary, cold start and miss cost."""
+
+    summary: tuple[list[float], list[float], float, float]
+    cold: float
+    miss_wait: float
+    points: dict[int, tuple[WindowPlan, float, float]] = attrs.Factory(dict)
+
+
+class AdaptivePolicy(PlannedPolicy):
+    """Learned, cost-aware keep-alive and pre-warm windows (see the module docstring)."""
+
+    name = "adaptive"
+    #: Gap samples needed before the learned window replaces the break-even keep-alive.
+    min_samples = 4
+    #: How often the exchange rate moves (seconds), and how far below the best counterfactual
+    #: score (points) a cheaper-slot rate may be and still be preferred.
+    select_every_s = 30.0
+    tolerance = 0.5
+
+    def __init__(
+        self,
+        components: Components | None = None,
+        *,
+        fixed_index: int = FIXED_INDEX,
+        **kwargs: float,
+    ) -> None:
+        self.components = components or Components()
+        c = self.components
+        super().__init__(precise_timers=c.precise_timers, prewarm_enabled=c.prewarm, **kwargs)
+        #: Grid index used when online prices are off.
+        self.fixed_index = fixed_index
+        self.kappa_index = START_INDEX if c.online_prices else fixed_index
+        self._selected_at = -math.inf
+        #: What each grid rate's plans would have cost so far (slot GB·s, waiting seconds),
+        #: and the cold starts of new instances every rate pays alike.
+        self._ledger_slot = [0.0] * len(KAPPA_GRID)
+        self._ledger_wait = [0.0] * len(KAPPA_GRID)
+        self._fixed_slot = 0.0
+        self._fixed_wait = 0.0
+        self._plans: dict[str, _Plans] = {}
+
+    def forget(self, key: str) -> None:
+        super().forget(key)
+        self._plans.pop(key, None)
+
+    def miss_wait_s(self, fn: FunctionState) -> float:
+        if not self.components.miss_cost:
+            return self.cold_s(fn)
+        return super().miss_wait_s(fn)
+
+    # -- the exchange rate -----------------------------------------------------------------
+    def select_rate(self, now: float) -> int:
+        """Grid index of the exchange rate: the one whose counterfactual score is best."""
+        if not self.components.online_prices:
+            return self.fixed_index
+        if now - self._selected_at < self.select_every_s:
+            return self.kappa_index
+        self._selected_at = now
+        for fn in self.functions.values():
+            self._account(fn)
+        scores = self.counterfactual_scores()
+        if scores:
+            # The cheapest slot time (longest keeps) whose score is within ``tolerance`` of
+            # the best: keeping longer is the safer side when new functions or phases come,
+            # and early in a run tiny slot differences look like large score differences.
+            best = max(scores)
+            target = next(i for i, score in enumerate(scores) if score >= best - self.tolerance)
+            # One grid step at a time: the ledger is young early in a run, and functions
+            # come and go, so the rate follows its verdict with some inertia.
+            if target != self.kappa_index:
+                self.kappa_index += 1 if target > self.kappa_index else -1
+        return self.kappa_index
+
+    def counterfactual_scores(self) -> list[float]:
+        """Score (0..100) the run so far would have had under each grid rate, by the ledger
+        of what each rate's plans cost on the gaps that actually happened; empty before any
+        execution was seen."""
+        e = self.prices.execution_s
+        eg = self.prices.execution_gbs
+        if e <= 0 or eg <= 0:
+            return []
+        return [
+            50.0 * eg / (eg + self._fixed_slot + self._ledger_slot[i])
+            + 50.0 * e / (e + self._fixed_wait + self._ledger_wait[i])
+            for i in range(len(KAPPA_GRID))
+        ]
+
+    def _account(self, fn: FunctionState) -> None:
+        """Price the gaps seen since the last call with each grid rate's plan, and arrivals
+        that needed one more instance with a cold start (the same for all rates)."""
+        gaps = fn.gaps.drain()
+        new = fn.gaps.new_instances - fn.accounted_new
+        if not gaps and not new:
+            return
+        cold = self.cold_s(fn)
+        if new:
+            fn.accounted_new = fn.gaps.new_instances
+            self._fixed_slot += new * cold * fn.gb
+            self._fixed_wait += new * cold
+        if not gaps:
+            return
+        miss_wait = self.miss_wait_s(fn)
+        for i in range(len(KAPPA_GRID)):
+            point = self.plan_at(fn, i)
+            plan = point[0] if point is not None else self._prior_plan(fn, i)
+            slot = 0.0
+            wait = 0.0
+            for gap in gaps:
+                gap_slot, gap_wait = gap_cost(plan, gap, cold, miss_wait)
+                slot += gap_slot
+                wait += gap_wait
+            self._ledger_slot[i] += slot * fn.gb
+            self._ledger_wait[i] += wait
+
+    def kappa(self, fn: FunctionState, now: float) -> float:
+        """Waiting seconds worth one second of this function's idle instance."""
+        return KAPPA_GRID[self.select_rate(now)] * fn.gb
+
+    # -- windows ---------------------------------------------------------------------------
+    def window(self, fn: FunctionState, now: float) -> WindowPlan:
+        index = self.select_rate(now)
+        point = self.plan_at(fn, index)
+        plan = point[0] if point is not None else self._prior_plan(fn, index)
+        fn.plan = plan
+        return plan
+
+    def _prior_plan(self, fn: FunctionState, index: int) -> WindowPlan:
+        """Before enough gaps: keep for the ski-rental break-even time."""
+        kappa = KAPPA_GRID[index] * fn.gb
+        keep = break_even_s(self.cold_s(fn), kappa, self.miss_wait_s(fn))
+        return WindowPlan(keep_s=min(keep, self.horizon_s))
+
+    def plan_at(self, fn: FunctionState, index: int) -> tuple[WindowPlan, float, float] | None:
+        """The function's plan at grid rate ``index`` and what it costs per gap (slot
+        seconds, waiting seconds); None while too few gaps were seen. Cached until the
+        gaps, the cold start or the miss cost change."""
+        c = self.components
+        gaps = fn.gaps
+        if not c.learned_windows or gaps.count < self.min_samples:
+            return None
+        cold = self.cold_s(fn)
+        miss_wait = self.miss_wait_s(fn)
+        cached = self._plans.get(fn.key)
+        if (
+            cached is None
+            or gaps.fresh >= max(8, gaps.count // 4)
+            or abs(cold - cached.cold) > 0.05 * cached.cold
+            or abs(miss_wait - cached.miss_wait) > 0.1 * cached.miss_wait
+        ):
+            gaps.fresh = 0
+            cached = self._plans[fn.key] = _Plans(gaps.summary(cold), cold, miss_wait)
+        point = cached.points.get(index)
+        if point is None:
+            values, weights, censored, longest = cached.summary
+            plan = choose_window(
+                values,
+                weights,
+                censored,
+                cold,
+                KAPPA_GRID[index] * fn.gb,
+                miss_wait_s=miss_wait,
+                prewarm=c.prewarm,
+                two_phase=c.two_phase,
+                max_keep_s=self.horizon_s,
+                max_warm_from_s=longest,
+            )
+            slot, wait = outcome(values, weights, censored, cold, plan, miss_wait)
+            total = sum(weights) + censored
+            point = cached.points[index] = (plan, slot / total, wait / total)
+        return point
+
+    # -- cold starts: only when the instances already there would serve later -------------
+    def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
+        if not self.components.queue_aware:
+            return super().on_no_idle(pool, now)
+        fn = self.state(pool, now)
+        fresh = self.note_waiter(pool, fn)
+        waiting = pool.pending_waiters()
+        if waiting <= 0:
+            return ColdStartDecision(0)
+        cold = self.cold_s(fn)
+        price = self.kappa(fn, now) * cold
+        arrivals = self.expected_arrivals(fn, now, horizon=cold)
+        without, on_busy = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=None)
+        with_one, _ = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=now + cold)
+        # A cold start pays when the waiting it saves (the queue, and the requests expected
+        # while it starts) exceeds what its slot time is worth, in waiting seconds.
+        if sum(without) - sum(with_one) > price:
+            fn.owed_s = 0.0
+            return ColdStartDecision(1)
+        # Waiting for a busy instance is cheaper than a cold start for this request, but a
+        # function that keeps waiting for busy instances lacks one: rent until the waits add
+        # up to the price of an instance, then buy one (ski rental).
+        if fresh and on_busy:
+            fn.owed_s += without[waiting - 1]
+            if fn.owed_s >= cold + price:
+                fn.owed_s = 0.0
+                return ColdStartDecision(1)
+        recheck = max(without[waiting - 1], 0.0) + 0.1 * cold + 0.001
+        return ColdStartDecision(0, recheck_after=recheck)
+
+    @staticmethod
+    def expected_arrivals(fn: FunctionState, now: float, horizon: float) -> list[float]:
+        """Arrival times expected in ``(now, now + horizon]`` at the function's recent rate
+        (at most 100: enough to see a queue grow)."""
+        gap = fn.interarrival.mean
+        if gap is None or gap <= 0:
+            return []
+        count = min(int(horizon / gap), 100)
+        return [now + (k + 1) * gap for k in range(count)]
+
+    def queue_waits(
+        self,
+        pool: Pool,
+        fn: FunctionState,
+        now: float,
+        waiting: int,
+        arrivals: list[float],
+        extra_at: float | None,
+    ) -> tuple[list[float], bool]:
+        """Waits of the ``waiting`` queued requests, then of requests arriving at
+        ``arrivals``, served FIFO by the instances that exist (plus one ready at
+        ``extra_at``); and whether the last queued request goes to a busy instance (rather
+        than to one still starting).
+
+        Starting instances are ready after a cold start, busy ones after a pessimistic
+        duration; with none, a request waits forever.
+        """
+        cold = self.cold_s(fn)
+        duration = fn.duration.mean
+        if duration is None:
+            duration = self.durations.get(cold)
+        # A busy instance frees after a pessimistic duration (mean plus twice the deviation);
+        # one already past it is in a long tail and gets as long again.
+        slow = duration + 2.0 * fn.duration.dev
+        free: list[tuple[float, bool]] = [] if extra_at is None else [(extra_at, False)]
+        for instance in pool.instances.values():
+            state = instance.state
+            if state in (CREATING, INITING):
+                free.append((max(instance.created_at + cold, now), False))
+            elif state == BUSY:
+                due = instance.changed_at + slow
+                free.append((due if due > now else now + slow, True))
+            elif state == IDLE:
+                free.append((now, True))
+        if not free:
+            return [math.inf] * (waiting + len(arrivals)), False
+        heapq.heapify(free)
+        waits = []
+        on_busy = False
+        for index, arrived in enumerate(itertools.chain(itertools.repeat(now, waiting), arrivals)):
+            at, busy = heapq.heappop(free)
+            start = max(at, arrived)
+            waits.append(start - arrived)
+            if index == waiting - 1:
+                on_busy = busy
+            heapq.heappush(free, (start + duration, busy))
+        return waits, on_busy

@@ -1,0 +1,251 @@
+"""The default policy's decisions, given synthetic observations (no scheduler, no loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+
+import attrs
+import pytest
+
+from scaler.clock import ManualClock
+from scaler.policy import (
+    POLICIES,
+    AdaptivePolicy,
+    Components,
+    ablation_name,
+    make_policy,
+)
+from scaler.policy.adaptive import FIXED_INDEX, KAPPA_GRID
+from scaler.policy.reference import ReferencePolicy
+from scaler.pool import Pool, Waiter
+from scaler.states import BUSY, IDLE, FunctionSpec, Instance, Journal
+
+T0 = 1_700_000_000.0
+_ids = itertools.count(1)
+
+
+class Fixture:
+    """A pool of real FSM instances on a manual clock, and the policy under test."""
+
+    def __init__(self, policy: AdaptivePolicy, memory_mb: int = 512) -> None:
+        self.policy = policy
+        self.clock = ManualClock(T0)
+        self.pool = Pool(FunctionSpec("fn", memory_mb))
+        self.loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        self.loop.close()
+
+    def at(self, t: float) -> float:
+        self.clock.t = T0 + t
+        return self.clock.t
+
+    def instance(self, state: str = IDLE, request: str = "r") -> Instance:
+        inst = Instance(
+            f"i{next(_ids)}", self.pool.spec, self.clock, Journal(), self.pool.on_transition
+        )
+        self.pool.adopt(inst)
+        if state != "creating":
+            inst.fire("slot_created", slot_id=f"s-{inst.instance_id}")
+            inst.fire("init_succeeded")
+        if state == BUSY:
+            inst.fire("assign", request=request)
+        return inst
+
+    def waiter(self, request_id: str, t: float) -> Waiter:
+        waiter = Waiter(request_id, self.loop.create_future(), T0 + t)
+        self.pool.waiters.append(waiter)
+        return waiter
+
+    def cycle(self, start: float, duration: float, inst: Instance) -> None:
+        """One warm request: arrival at ``start``, release ``duration`` later."""
+        now = self.at(start)
+        self.policy.observe_arrival(self.pool, now)
+        inst.fire("assign", request=f"q{start}")
+        now = self.at(start + duration)
+        self.policy.observe_release(self.pool, inst, int(duration * 1000), now)
+        inst.fire("release")
+        inst.keep_until = self.policy.keep_alive_until(self.pool, inst, now)
+
+
+@pytest.fixture
+def fx() -> Iterator[Fixture]:
+    fixture = Fixture(AdaptivePolicy(Components(online_prices=False)))
+    yield fixture
+    fixture.close()
+
+
+def test_periodic_function_is_destroyed_at_release_and_pre_warmed_just_in_time(
+    fx: Fixture,
+) -> None:
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 49.0, fx.at(0.0))  # cold start: 149 ms
+    inst = fx.instance()
+    for k in range(20):  # a 30 s timer, 50 ms executions
+        fx.cycle(30.0 * k, 0.05, inst)
+    release = 30.0 * 19 + 0.05
+    # Kept no longer than it takes to plan: destroyed at release...
+    assert inst.keep_until == pytest.approx(T0 + release)
+    assert list(policy.expired(pool, fx.at(release))) == [inst]
+    # ...and a fresh instance is started one cold start before the next arrival.
+    launch = policy.next_wakeup(pool, fx.at(release))
+    assert launch == pytest.approx(T0 + 30.0 * 20 - 0.149, abs=0.005)
+    assert policy.prewarm(pool, launch - 0.01) == 0
+    assert policy.prewarm(pool, fx.at(launch - T0)) == 1
+    # The pre-warmed instance is kept just past the latest arrival seen.
+    fresh = fx.instance()
+    fx.clock.t = launch + 0.149
+    fresh.created_at = launch
+    until = policy.keep_alive_until(pool, fresh, fx.clock.t)
+    assert T0 + 600.0 <= until <= T0 + 600.05
+
+
+def test_an_early_arrival_cancels_the_pending_pre_warm(fx: Fixture) -> None:
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 49.0, fx.at(0.0))
+    inst = fx.instance()
+    for k in range(20):
+        fx.cycle(30.0 * k, 0.05, inst)
+    policy.expired(pool, fx.at(570.05))
+    inst.fire("expire")
+    policy.observe_arrival(pool, fx.at(575.0))  # long before the planned pre-warm
+    assert policy.prewarm(pool, fx.at(600.0)) == 0
+
+
+@pytest.mark.parametrize(
+    ("gap", "kappa_index", "kept_for_the_gap"),
+    [
+        # Gaps of 2 s: cheap slot keeps the instance; dear slot does not wait 2 s for it.
+        (2.0, 0, True),
+        (2.0, 8, False),
+        # Gaps of 20 ms: kept whatever the price (a cold start costs far more).
+        (0.02, 8, True),
+    ],
+)
+def test_cost_aware_keep_alive(gap: float, kappa_index: int, kept_for_the_gap: bool) -> None:
+    components = Components(online_prices=False, prewarm=False)
+    fx = Fixture(AdaptivePolicy(components, fixed_index=kappa_index), memory_mb=2048)
+    fx.policy.observe_cold_start(fx.pool, 100.0, 100.0, fx.at(0.0))
+    inst = fx.instance()
+    t = 0.0
+    for _ in range(50):
+        fx.cycle(t, 0.01, inst)
+        t += 0.01 + gap
+    kept = inst.keep_until - (T0 + t - gap)
+    assert (kept >= gap) is kept_for_the_gap, kept
+    fx.close()
+
+
+def test_a_function_that_goes_quiet_is_released(fx: Fixture) -> None:
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 400.0, fx.at(0.0))
+    inst = fx.instance()
+    for k in range(40):  # a request every 100 ms, then nothing
+        fx.cycle(0.1 * k, 0.02, inst)
+    deadline = policy.next_wakeup(pool, fx.clock.t)
+    assert deadline is not None and deadline < fx.clock.t + 600.0
+    assert list(policy.expired(pool, deadline - 0.001)) == []
+    assert list(policy.expired(pool, deadline)) == [inst]
+    inst.fire("expire")
+    inst.fire("destroyed")
+    assert policy.next_wakeup(pool, deadline) is None
+
+
+@pytest.mark.parametrize(
+    ("setup", "start"),
+    [
+        # Nothing exists: the request needs a cold start.
+        ("empty", 1),
+        # One busy instance of a 12 ms function whose cold start takes 3.8 s: wait for it.
+        ("busy-short", 0),
+        # Busy for 200 s more: a cold start serves sooner.
+        ("busy-long", 1),
+        # A cold start already on its way for this request: nothing more.
+        ("starting", 0),
+    ],
+)
+def test_queue_aware_cold_starts(setup: str, start: int) -> None:
+    fx = Fixture(AdaptivePolicy(), memory_mb=4096)
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 3700.0, fx.at(0.0))
+    duration = 200.0 if setup == "busy-long" else 0.012
+    policy.observe_release(pool, fx.instance(), int(duration * 1000), fx.at(0.5))
+    for inst in list(pool.instances.values()):
+        inst.fire("expire")
+        inst.fire("destroyed")
+    if setup.startswith("busy"):
+        fx.at(1.0)
+        fx.instance(BUSY)
+    if setup == "starting":
+        fx.at(1.0)
+        fx.instance("creating")
+    fx.waiter("w1", 1.0)
+    decision = policy.on_no_idle(pool, fx.at(1.001))
+    assert decision.start == start
+    if start == 0:
+        assert decision.recheck_after is not None
+    fx.close()
+
+
+def test_one_cold_start_per_waiter_without_queue_awareness() -> None:
+    fx = Fixture(AdaptivePolicy(Components(queue_aware=False)), memory_mb=4096)
+    fx.instance(BUSY)
+    fx.waiter("w1", 0.0)
+    assert fx.policy.on_no_idle(fx.pool, fx.at(0.0)).start == 1
+    fx.close()
+
+
+def test_the_rate_moves_one_step_towards_the_best_counterfactual() -> None:
+    policy = AdaptivePolicy()
+    policy.prices.execution_s = 100.0
+    policy.prices.execution_gbs = 50.0
+    start = policy.kappa_index
+    # The ledger says the dearest slot rate would have scored best.
+    policy._ledger_slot = [1000.0 - 100.0 * i for i in range(len(KAPPA_GRID))]
+    assert policy.select_rate(T0) == start + 1
+    assert policy.select_rate(T0 + 1.0) == start + 1  # at most once per period
+    assert policy.select_rate(T0 + policy.select_every_s) == start + 2
+
+
+def test_ties_go_to_the_cheaper_slot_rate() -> None:
+    policy = AdaptivePolicy()
+    policy.prices.execution_s = 100.0
+    policy.prices.execution_gbs = 50.0
+    start = policy.kappa_index
+    # Within the tolerance everywhere: longer keeps are the safer bet.
+    policy._ledger_slot = [100.0 - 0.001 * i for i in range(len(KAPPA_GRID))]
+    assert policy.select_rate(T0) == start - 1
+
+
+def test_fixed_rate_without_online_prices() -> None:
+    policy = AdaptivePolicy(Components(online_prices=False))
+    policy.prices.execution_s = 100.0
+    policy.prices.execution_gbs = 50.0
+    policy._ledger_slot = [1000.0 - 100.0 * i for i in range(len(KAPPA_GRID))]
+    assert policy.select_rate(T0) == FIXED_INDEX
+    assert AdaptivePolicy(Components(online_prices=False), fixed_index=2).select_rate(T0) == 2
+
+
+def test_registry_default_and_ablation_names() -> None:
+    assert {"reference", "hybrid", "adaptive"} <= set(POLICIES)
+    assert make_policy().name == "adaptive"
+    ablated = make_policy(ablation_name("prewarm", "queue_aware"))
+    assert isinstance(ablated, AdaptivePolicy)
+    assert ablated.components == attrs.evolve(Components(), prewarm=False, queue_aware=False)
+    added = make_policy(ablation_name("miss_cost"))
+    assert added.name == "adaptive-with-miss_cost" and added.components.miss_cost
+    with pytest.raises(ValueError, match="unknown component"):
+        make_policy("adaptive-without-telepathy")
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("nope")
+
+
+def test_reference_is_unchanged() -> None:
+    policy = make_policy("reference")
+    assert isinstance(policy, ReferencePolicy)
+    assert policy.keep_alive_s == 300.0 and policy.gc_interval_s == 10.0
+    pool = Pool(FunctionSpec("fn", 128))
+    assert policy.next_wakeup(pool, T0) is None
+    assert policy.prewarm(pool, T0) == 0
