@@ -13,6 +13,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from scaler.policy import DEFAULT_POLICY
 from scaler.states import Journal
 from simulator.dataset import Dataset, load_dataset
 from simulator.fast import run_fast
@@ -59,7 +60,7 @@ def traces(quick: bool) -> list[tuple[str, Dataset]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="builtin (10 min) and dataSet_1")
-    parser.add_argument("--policy", default="reference")
+    parser.add_argument("--policy", default=DEFAULT_POLICY)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     logger.remove()

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from scaler.policy import DEFAULT_POLICY
 from simulator.dataset import Dataset, DatasetError, load_dataset
 from simulator.faults import FaultSpec, FaultSpecError
 from simulator.platform import LatencyModel
@@ -58,7 +59,9 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         "--builtin", action="store_true", help="replay the built-in workload (the default)"
     )
     p.add_argument("--mode", choices=("fast", "wire"), default="fast", help="default: fast")
-    p.add_argument("--policy", default="reference", help="scaling policy (default: reference)")
+    p.add_argument(
+        "--policy", default=DEFAULT_POLICY, help=f"scaling policy (default: {DEFAULT_POLICY})"
+    )
     p.add_argument(
         "--faults", default="", metavar="SPEC", help="e.g. create_error=0.05,spike=0.01:2s"
     )

@@ -10,7 +10,7 @@ import attrs
 
 from scaler.clock import LoopClock
 from scaler.platform import PlatformClient
-from scaler.policy import make_policy
+from scaler.policy import DEFAULT_POLICY, make_policy
 from scaler.scheduler import Scheduler
 from scaler.server import ScalerServicer
 from scaler.states import Journal
@@ -69,7 +69,7 @@ async def _run(
 
 def run_fast(
     dataset: Dataset,
-    policy: str = "reference",
+    policy: str = DEFAULT_POLICY,
     *,
     latency: LatencyModel | None = None,
     faults: FaultSpec | None = None,

@@ -31,6 +31,7 @@ from typing import IO, Any
 import attrs
 import grpc
 
+from scaler.policy import DEFAULT_POLICY
 from scaler.wire import rpc
 from simulator.dataset import Dataset
 from simulator.faults import FaultSpec
@@ -64,7 +65,7 @@ class WireOptions:
     seed: int = 0
     connect_timeout_s: float = 30.0
     start_scaler: bool = False
-    policy: str = "reference"
+    policy: str = DEFAULT_POLICY
     #: Where the started scaler's output goes (when empty: a temporary file, removed if it exits 0).
     scaler_log: str = ""
     #: Passed to the started scaler as ``--transition-log``.

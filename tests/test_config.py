@@ -8,6 +8,7 @@ import pytest
 
 from scaler import config
 from scaler.cli import build_parser
+from scaler.policy import DEFAULT_POLICY
 
 
 def parse(argv: list[str], environ: dict[str, str]) -> config.Settings:
@@ -20,7 +21,7 @@ def test_defaults_follow_the_contract() -> None:
     settings = parse([], {})
     assert settings.listen == "0.0.0.0:9001"
     assert settings.platform_address == "127.0.0.1:50051"
-    assert settings.policy == "reference"
+    assert settings.policy == DEFAULT_POLICY == "adaptive"
 
 
 def test_environment_then_flags() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scaler.policy import DEFAULT_POLICY
 from scaler.states import Journal
 from simulator.dataset import Dataset, load_dataset
 from simulator.fast import run_fast
@@ -28,12 +29,12 @@ FAULTS = {
 }
 
 
-def check_run(dataset: Dataset, spec: str, seed: int = 1) -> None:
+def check_run(dataset: Dataset, spec: str, seed: int = 1, policy: str = DEFAULT_POLICY) -> None:
     checker = TransitionChecker()
     journal = Journal()
     journal.attach(checker)
     faults = FaultSpec.parse(spec)
-    run = run_fast(dataset, "reference", faults=faults, seed=seed, journal=journal)
+    run = run_fast(dataset, policy, faults=faults, seed=seed, journal=journal)
     totals = run.totals
     assert sum(run.injected_faults.values()) > 0, "no fault was injected"
     assert totals.success_rate >= 0.9995, (totals.failed_requests, run.first_failures[:3])

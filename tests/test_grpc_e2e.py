@@ -41,10 +41,13 @@ async def start_platform(service: PlatformService) -> tuple[grpc.aio.Server, int
 async def stack():
     service = PlatformService(METAS, LatencyModel(create_ms=5))
     platform_server, platform_port = await start_platform(service)
+    # The reference policy keeps these tests about the mechanics (warm reuse, one instance per
+    # concurrent request); the default policy is exercised end to end in test_wire_mode.py.
     app = ScalerApp(
         Settings(
             listen="127.0.0.1:0",
             platform_address=f"127.0.0.1:{platform_port}",
+            policy="reference",
             shutdown_grace=0.5,
             destroy_wait=5.0,
         )

@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from scaler.policy import DEFAULT_POLICY
+
 
 def _setting(default: Any, help: str) -> Any:
     return attrs.field(default=default, metadata={"help": help})
@@ -23,7 +25,7 @@ def _setting(default: Any, help: str) -> Any:
 class Settings:
     listen: str = _setting("0.0.0.0:9001", "address the Scaler gRPC service listens on")
     platform_address: str = _setting("127.0.0.1:50051", "address of the Platform gRPC service")
-    policy: str = _setting("reference", "scaling policy (see docs/policies.md)")
+    policy: str = _setting(DEFAULT_POLICY, "scaling policy (see docs/policies.md)")
     gc_interval: float = _setting(0.0, "seconds between expiry passes (0: the policy's own)")
     transition_log: str = _setting("", "write every FSM transition as JSON lines to this path")
     log_level: str = _setting("INFO", "loguru level of the human log on stderr")
