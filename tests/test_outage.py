@@ -153,12 +153,13 @@ async def test_scaler_rides_out_a_10_s_platform_outage(
     assert failed, "the outage should have failed some cold starts"
     for sent, latency, status, message in failed:
         assert status == pb.InternalError and "CreateSlot failed" in message
-        assert down - 1.0 <= sent <= up + 1.0, "a failure outside the outage window"
+        # up + 2 s: the channel reconnects within 1 s (capped back-off), plus retries.
+        assert down - 1.0 <= sent <= up + 2.0, "a failure outside the outage window"
         assert ("deadline" in message.lower()) == (mode == "hung"), message
         assert latency < bound_s, f"an Assign hung for {latency:.1f} s"
     during = [a for a in transport.assigns if down + 0.5 < a[0] < up - 0.5]
     assert any(a[2] == pb.Ok for a in during), "warm hits should go on during the outage"
-    after = [a for a in transport.assigns if a[0] > up + 1.0]
+    after = [a for a in transport.assigns if a[0] > up + 2.0]
     assert after and all(a[2] == pb.Ok for a in after), "the scaler did not recover"
     assert totals.failed_requests == len(failed)
     assert lost == [] and service.ledger.live_count == 0

@@ -55,7 +55,14 @@ class ScalerApp:
         self.journal = build_journal(settings)
         self.channel = grpc.aio.insecure_channel(
             settings.platform_address,
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # Reconnect within a second once the platform is back (gRPC's default back-off
+                # grows to minutes, which would keep failing cold starts after an outage).
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ],
         )
         self.platform = PlatformClient(
             rpc.PlatformStub(self.channel),
