@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[1000, 1500, 2000, 2500, 3000, 4000, 5000],
         help="max-rate steps, pairs/s (stops at the first that is not clean)",
     )
+    p.add_argument(
+        "--policy",
+        default="reference",
+        help="scaler policy (reference: fixed 5-min keep-alive, so the measured pairs are warm "
+        "hits; a cost-aware policy may rightly destroy and pre-warm when cold starts are free)",
+    )
     p.add_argument("--functions", type=int, default=50, help="functions the load spreads over")
     p.add_argument("--generators", type=int, default=1, help="load generator processes")
     p.add_argument(
@@ -153,7 +159,13 @@ class Target:
 
     def start(self, why: str) -> ScalerProcess:
         profile = self.args.profile if self.label == "scaler" else None
-        scaler = ScalerProcess(self.platform.address, self.log, profile, command=self.command)
+        scaler = ScalerProcess(
+            self.platform.address,
+            self.log,
+            profile,
+            extra_args=["--policy", self.args.policy],
+            command=self.command,
+        )
         self.scaler = scaler.__enter__()
         self.dirty = False
         print(f"{self.label} pid {scaler.pid} on {scaler.address} ({why})", flush=True)
