@@ -17,6 +17,7 @@ from scaler.config import Settings
 from scaler.wire import pb, rpc
 from simulator.dataset import FunctionMeta
 from simulator.platform import LatencyModel, PlatformService
+from tests.processes import serving_port
 
 ROOT = Path(__file__).resolve().parents[1]
 METAS = {
@@ -177,7 +178,7 @@ def test_scaler_process_serves_and_exits_zero_on_sigterm(tmp_path) -> None:
         process = await asyncio.create_subprocess_exec(
             str(ROOT / "scaler"), env=env, stderr=subprocess.PIPE
         )
-        port = await _bound_port(process)
+        port = await serving_port(process)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             reply = await assign(rpc.ScalerStub(channel), "r1")
         assert reply.status == pb.Ok
@@ -190,17 +191,6 @@ def test_scaler_process_serves_and_exits_zero_on_sigterm(tmp_path) -> None:
 
     code, live = asyncio.run(run())
     assert code == 0 and live == 0
-
-
-async def _bound_port(process) -> int:
-    """Read the port the server logged it is serving on (bounded wait)."""
-    while True:
-        line = await asyncio.wait_for(process.stderr.readline(), 30)
-        if not line:
-            raise AssertionError("scaler exited before serving")
-        text = line.decode()
-        if "serving on" in text:
-            return int(text.split("(port ", 1)[1].split(",", 1)[0])
 
 
 if sys.platform == "win32":  # pragma: no cover

@@ -16,18 +16,9 @@ from scaler.wire import rpc
 from simulator.platform import LatencyModel, PlatformService
 from simulator.replay import GrpcTransport, Replayer
 from simulator.workload import small_workload
+from tests.processes import serving_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-async def _serving_port(process: asyncio.subprocess.Process) -> int:
-    while True:
-        line = await asyncio.wait_for(process.stderr.readline(), 30)
-        if not line:
-            raise AssertionError("scaler exited before serving")
-        text = line.decode()
-        if "serving on" in text:
-            return int(text.split("(port ", 1)[1].split(",", 1)[0])
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -51,7 +42,7 @@ async def run_and_terminate(log: Path) -> tuple[int, float, int, int, int]:
     process = await asyncio.create_subprocess_exec(
         str(ROOT / "scaler"), env=env, stderr=subprocess.PIPE
     )
-    port = await _serving_port(process)
+    port = await serving_port(process)
     drain = asyncio.ensure_future(_drain(process.stderr))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     replayer = Replayer(

@@ -30,27 +30,9 @@ from simulator.stats_http import StatsServer
 from simulator.timeline import TOTAL, Timeline
 from simulator.wire import WireOptions, WireSimulator
 from simulator.workload import small_workload
+from tests.test_score import OFFICIAL_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
-
-OFFICIAL_KEYS = [
-    "id",
-    "requestFilePath",
-    "metaFilePath",
-    "startTime",
-    "endTime",
-    "totalRequestsCount",
-    "failedRequestsCount",
-    "successRate",
-    "invocationLatencyInSecs",
-    "invocationExecutionTimeInSecs",
-    "invocationExecutionTimeInGBs",
-    "invocationScheduleTimeInSecs",
-    "invocationIdleTimeInSecs",
-    "totalSlotTimeInGBs",
-    "totalLiveSlotCount",
-    "score",
-]
 
 
 @pytest.fixture(scope="module")
