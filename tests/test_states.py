@@ -124,15 +124,16 @@ def test_busy_instance_remembers_its_request() -> None:
     assert instance.request_id == "r-1"
 
 
-def test_deleted_instance_leaves_the_shared_machine() -> None:
-    before = len(MACHINE.models)
+def test_instances_are_driven_by_the_shared_machine_without_registering() -> None:
+    before = list(MACHINE.models)
     instance = make_instance(IDLE)
-    assert len(MACHINE.models) == before + 1
+    assert MACHINE.models == before  # nothing to leak, nothing to scan per creation
+    assert not hasattr(instance, "assign") and not hasattr(instance, "__dict__")
     instance.fire("expire")
     instance.fire("destroyed")
-    assert len(MACHINE.models) == before
     with pytest.raises(IllegalTransition):
         instance.fire("assign", request="late")
+    assert instance.state == DELETED
 
 
 def test_transition_log_writes_json_lines(tmp_path) -> None:
