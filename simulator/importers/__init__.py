@@ -17,9 +17,10 @@ import argparse
 import hashlib
 import importlib
 import math
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
-from simulator.dataset import Dataset
+from simulator.dataset import Dataset, write_dataset
 
 # Trace name -> module implementing import_*, add_arguments and run.
 IMPORTERS: dict[str, str] = {
@@ -106,6 +107,24 @@ def summarize(dataset: Dataset) -> str:
     n = len(dataset.requests)
     span = (dataset.requests[-1].start_ms - dataset.requests[0].start_ms) / 1000 if n else 0.0
     return f"{dataset.name}: {len(dataset.metas)} functions, {n} requests, span {span:.1f} s"
+
+
+def write_imported(name: str, load: Callable[[], Dataset], out: str, gzip: bool) -> int:
+    """Shared tail of every importer's CLI: import, refuse an empty window, write, summarize.
+
+    Returns the exit status: 1 on a user-facing error (said on stderr in one line), else 0.
+    """
+    try:
+        dataset = load()
+        if not dataset.requests:
+            print(f"{dataset.name}: no invocation in this window", file=sys.stderr)
+            return 1
+        write_dataset(dataset, out, gzip=gzip)
+    except (OSError, ValueError) as exc:  # DatasetError is a ValueError
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{summarize(dataset)} -> {out}")
+    return 0
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:

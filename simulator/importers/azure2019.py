@@ -49,15 +49,15 @@ from pathlib import Path
 
 import attrs
 
-from simulator.dataset import Dataset, DatasetError, FunctionMeta, Request, write_dataset
+from simulator.dataset import Dataset, DatasetError, FunctionMeta, Request
 from simulator.importers import (
     DEFAULT_EPOCH_MS,
     fill_init_duration_ms,
     fill_memory_mb,
     make_keys,
     round_up_memory_mb,
-    summarize,
     timeout_for,
+    write_imported,
 )
 
 MINUTES_PER_DAY = 1440
@@ -328,8 +328,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import, write the folder, print a one-line summary; 1 on a user-facing error."""
-    try:
-        dataset = import_azure2019(
+    return write_imported(
+        "azure2019",
+        lambda: import_azure2019(
             args.source,
             args.start_minute,
             args.minutes,
@@ -337,16 +338,10 @@ def run(args: argparse.Namespace) -> int:
             spread=args.spread,
             day=args.day,
             epoch_ms=args.epoch_ms,
-        )
-        if not dataset.requests:
-            print(f"{dataset.name}: no invocation in this window", file=sys.stderr)
-            return 1
-        write_dataset(dataset, args.out, gzip=args.gzip)
-    except (OSError, ValueError) as exc:  # DatasetError is a ValueError
-        print(f"azure2019: {exc}", file=sys.stderr)
-        return 1
-    print(f"{summarize(dataset)} -> {args.out}")
-    return 0
+        ),
+        args.out,
+        args.gzip,
+    )
 
 
 def main_azure2019(argv: Sequence[str] | None = None) -> int:

@@ -28,14 +28,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from simulator.dataset import Dataset, DatasetError, FunctionMeta, Request, write_dataset
+from simulator.dataset import Dataset, DatasetError, FunctionMeta, Request
 from simulator.importers import (
     DEFAULT_EPOCH_MS,
     fill_init_duration_ms,
     fill_memory_mb,
     make_keys,
-    summarize,
     timeout_for,
+    write_imported,
 )
 
 
@@ -131,23 +131,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import, write the folder, print a one-line summary; 1 on a user-facing error."""
-    try:
-        dataset = import_azure2021(
+    return write_imported(
+        "azure2021",
+        lambda: import_azure2021(
             args.csv,
             args.start_s,
             args.length_s,
             memory_mb=args.memory_mb,
             epoch_ms=args.epoch_ms,
-        )
-        if not dataset.requests:
-            print(f"{dataset.name}: no invocation in this window", file=sys.stderr)
-            return 1
-        write_dataset(dataset, args.out, gzip=args.gzip)
-    except (OSError, ValueError) as exc:  # DatasetError is a ValueError
-        print(f"azure2021: {exc}", file=sys.stderr)
-        return 1
-    print(f"{summarize(dataset)} -> {args.out}")
-    return 0
+        ),
+        args.out,
+        args.gzip,
+    )
 
 
 def main_azure2021(argv: Sequence[str] | None = None) -> int:
