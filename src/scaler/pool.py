@@ -70,10 +70,6 @@ class Pool:
         return iter(list(self._idle.values()))
 
     @property
-    def idle_count(self) -> int:
-        return self.counts[IDLE]
-
-    @property
     def starting_count(self) -> int:
         return self.counts[CREATING] + self.counts[INITING]
 

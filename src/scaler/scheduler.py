@@ -126,7 +126,6 @@ class Scheduler:
         self._drained: asyncio.Event | None = None  # set once nothing is busy or starting
         self.closing = False
         self.stats = {"cold_starts": 0, "warm_hits": 0, "cold_start_failures": 0}
-        self.lost_slots: list[str] = []
 
     # -- Assign ------------------------------------------------------------------------------
     async def assign(self, request_id: str, spec: FunctionSpec) -> Assigned:
@@ -466,7 +465,6 @@ class Scheduler:
         lost = [i.slot_id or i.instance_id for i in self.instances.values()]
         for task in list(self._tasks):
             task.cancel()
-        self.lost_slots = lost
         if lost:
             logger.error("shutdown left {} slot(s) undestroyed: {}", len(lost), lost[:20])
         return lost
