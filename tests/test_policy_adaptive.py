@@ -59,15 +59,16 @@ class Fixture:
         self.pool.waiters.append(waiter)
         return waiter
 
-    def cycle(self, start: float, duration: float, inst: Instance) -> None:
-        """One warm request: arrival at ``start``, release ``duration`` later."""
+    def cycle(self, start: float, duration: float, inst: Instance, skew: float = 0.0) -> None:
+        """One warm request: arrival at ``start``, release ``duration`` later; the keep-alive
+        is asked ``skew`` seconds after the release was observed (a wall clock moves)."""
         now = self.at(start)
         self.policy.observe_arrival(self.pool, now)
         inst.fire("assign", request=f"q{start}")
         now = self.at(start + duration)
         self.policy.observe_release(self.pool, inst, int(duration * 1000), now)
         inst.fire("release")
-        inst.keep_until = self.policy.keep_alive_until(self.pool, inst, now)
+        inst.keep_until = self.policy.keep_alive_until(self.pool, inst, now + skew)
 
 
 @pytest.fixture
@@ -100,6 +101,24 @@ def test_periodic_function_is_destroyed_at_release_and_pre_warmed_just_in_time(
     fresh.created_at = launch
     until = policy.keep_alive_until(pool, fresh, fx.clock.t)
     assert T0 + 600.0 <= until <= T0 + 600.05
+
+
+@pytest.mark.parametrize("skew", [0.0, 3e-6, 0.002])
+def test_pre_warm_is_planned_however_far_the_clock_moved_since_the_release(
+    fx: Fixture, skew: float
+) -> None:
+    """On a wall clock the release and the keep-alive question are read microseconds apart;
+    the pre-warm plan must not depend on the two readings being equal (it did, and the
+    default policy never pre-warmed over the wire)."""
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 49.0, fx.at(0.0))
+    inst = fx.instance()
+    for k in range(20):
+        fx.cycle(30.0 * k, 0.05, inst, skew=skew)
+    now = fx.at(30.0 * 19 + 0.05 + skew)
+    assert list(policy.expired(pool, now)) == [inst]  # destroyed at release...
+    launch = policy.next_wakeup(pool, now)  # ...and re-created just in time
+    assert launch == pytest.approx(T0 + 30.0 * 20 - 0.149, abs=0.005)
 
 
 def test_an_early_arrival_cancels_the_pending_pre_warm(fx: Fixture) -> None:

@@ -264,7 +264,7 @@ class Scheduler:
         if self.closing:
             self._reclaim(instance, "shutdown")
             return
-        self._offer(pool, instance)
+        self._offer(pool, instance, now)
 
     def _cold_start_failed(self, pool: Pool, origin: Waiter | None, err: PlatformError) -> None:
         self.stats["cold_start_failures"] += 1
@@ -289,15 +289,19 @@ class Scheduler:
             pool.waiters.remove(origin)
         origin.future.set_exception(Unavailable(f"cold start failed: {err}"))
 
-    def _offer(self, pool: Pool, instance: Instance) -> None:
-        """An instance just became idle: hand it to the oldest waiter, or keep it warm."""
+    def _offer(self, pool: Pool, instance: Instance, now: float | None = None) -> None:
+        """An instance just became idle: hand it to the oldest waiter, or keep it warm.
+
+        ``now``: the instant the caller already showed the policy (one event, one time).
+        """
         waiter = pool.next_waiter()
         if waiter is not None:
             instance.fire("assign", "handed to a waiting request", request=waiter.request_id)
             self._serving[waiter.request_id] = instance
             waiter.future.set_result(instance)
             return
-        instance.keep_until = self.policy.keep_alive_until(pool, instance, self.clock.now())
+        at = self.clock.now() if now is None else now
+        instance.keep_until = self.policy.keep_alive_until(pool, instance, at)
         self._arm(pool)
 
     # -- Idle --------------------------------------------------------------------------------
@@ -333,7 +337,7 @@ class Scheduler:
                 self._decide_cold_starts(pool, pool.waiters[0])
             return
         instance.fire("release", f"finished with status {result.status_code}", request=request_id)
-        self._offer(pool, instance)
+        self._offer(pool, instance, now)
 
     def _remember_finished(self, request_id: str, instance_id: str) -> None:
         self._finished[request_id] = instance_id

@@ -54,7 +54,7 @@ class FunctionState:
         "key",
         "last_arrival",
         "last_release",
-        "last_release_now",
+        "last_released_instance",
         "last_touch",
         "launched",
         "owed_s",
@@ -82,7 +82,9 @@ class FunctionState:
         self.plan_kappa = 0.0
         self.plan_cold = 0.0
         self.last_release: Release | None = None
-        self.last_release_now = -math.inf
+        #: The instance whose release ``last_release`` records, until its keep-alive is set
+        #: (by identity, not by timestamp: on a wall clock the two calls are microseconds apart).
+        self.last_released_instance: str | None = None
         #: Arrival time of requests that had to wait, by request id (see observe_release).
         self.waited: dict[str, float] = {}
         #: Waiting seen by this function's requests, and the number of waiting episodes
@@ -200,7 +202,7 @@ class PlannedPolicy(Policy):
             self.prices.wait_s += waited
             at -= waited
         fn.last_release = fn.gaps.release(at)
-        fn.last_release_now = now
+        fn.last_released_instance = instance.instance_id
 
     def observe_cold_start(self, pool: Pool, create_ms: float, init_ms: float, now: float) -> None:
         fn = self.state(pool, now)
@@ -237,15 +239,16 @@ class PlannedPolicy(Policy):
             until = self._fresh_until(fn, instance, now)
         else:
             fn.prewarmed.discard(instance.instance_id)
-            until = self._released_until(fn, now)
+            until = self._released_until(fn, instance, now)
         heapq.heappush(fn.deadlines, (until, next(self._seq), instance))
         return until
 
-    def _released_until(self, fn: FunctionState, now: float) -> float:
+    def _released_until(self, fn: FunctionState, instance: Instance, now: float) -> float:
         plan = self.window(fn, now)
         release = fn.last_release
-        if release is None or fn.last_release_now != now:
+        if release is None or fn.last_released_instance != instance.instance_id:
             return now + plan.keep_s
+        fn.last_released_instance = None
         until = max(release.at + plan.keep_s, now)
         if self.prewarm_enabled and plan.prewarms and not release.cancelled:
             assert plan.warm_from_s is not None and plan.warm_until_s is not None
