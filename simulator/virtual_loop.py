@@ -4,16 +4,30 @@ timer instead of sleeping. Coroutines written for real time (``asyncio.sleep``, 
 
 There are no sockets: the selector only pretends to wait. If nothing is ready and no timer is
 pending, the program can never progress, and the loop says so instead of hanging.
+
+The loop's hot path (``_run_once``, ``call_at``, ``call_soon``) is CPython 3.11's own, with the
+selector call folded into a clock jump and the timer heap keyed by plain floats: each heap entry
+is ``(when, handle)``, which orders exactly as the handles themselves (``TimerHandle`` compares
+by ``when`` only; on a tie the tuple compares the handles, which again answer "not less") but
+compares in C instead of calling ``TimerHandle.__lt__``, tens of millions of times per long
+replay. Same answers, same heap, so timers due at the same instant still fire in the stock
+loop's order (``tests/test_virtual_loop.py`` checks it), and replays stay identical to the bit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import selectors
-from collections.abc import Coroutine
+from asyncio import base_events
+from collections.abc import Callable, Coroutine
+from contextvars import Context
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_heappop = heapq.heappop
+_heappush = heapq.heappush
 
 
 class VirtualDeadlock(RuntimeError):
@@ -21,6 +35,9 @@ class VirtualDeadlock(RuntimeError):
 
 
 class _VirtualSelector(selectors.BaseSelector):
+    """Holds registrations (the loop's self-pipe) and never waits. ``VirtualTimeLoop`` does not
+    call ``select``; the stock loop on this selector (the tests' reference) does."""
+
     def __init__(self) -> None:
         self._keys: dict[int, selectors.SelectorKey] = {}
         self.loop: VirtualTimeLoop | None = None
@@ -52,6 +69,8 @@ class _VirtualSelector(selectors.BaseSelector):
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """``time()`` starts at 0 and only moves when the loop would otherwise wait."""
 
+    _scheduled: list[tuple[float, asyncio.TimerHandle]]  # type: ignore[assignment]
+
     def __init__(self) -> None:
         self._virtual_now = 0.0
         selector = _VirtualSelector()
@@ -63,6 +82,110 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def advance(self, seconds: float) -> None:
         self._virtual_now += seconds
+
+    # -- scheduling (the stock methods, minus the selector and the Python heap comparisons) --
+    def call_soon(
+        self, callback: Callable[..., object], *args: Any, context: Context | None = None
+    ) -> asyncio.Handle:
+        if self._debug:
+            return super().call_soon(callback, *args, context=context)
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self.call_at(self._virtual_now + delay, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        return timer
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        _heappush(self._scheduled, (when, timer))
+        timer._scheduled = True
+        return timer
+
+    def _run_once(self) -> None:
+        """One iteration of the stock loop: drop cancelled timers, jump the clock to the next
+        timer if nothing is ready, move due timers to the ready queue, run what was ready."""
+        scheduled = self._scheduled
+        count = len(scheduled)
+        if (
+            count > base_events._MIN_SCHEDULED_TIMER_HANDLES
+            and self._timer_cancelled_count / count
+            > base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        ):
+            scheduled = self._purge_cancelled_timers()
+        else:
+            while scheduled and scheduled[0][1]._cancelled:
+                self._timer_cancelled_count -= 1
+                _heappop(scheduled)[1]._scheduled = False
+        ready = self._ready
+        if not ready and not self._stopping:
+            if not scheduled:
+                raise VirtualDeadlock("no task can progress and no timer is pending")
+            timeout = min(
+                max(0, scheduled[0][0] - self._virtual_now), base_events.MAXIMUM_SELECT_TIMEOUT
+            )
+            if timeout > 0:
+                self._virtual_now += timeout
+        end_time = self._virtual_now + self._clock_resolution
+        while scheduled and scheduled[0][0] < end_time:
+            handle = _heappop(scheduled)[1]
+            handle._scheduled = False
+            ready.append(handle)
+        popleft = ready.popleft
+        for _ in range(len(ready)):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            if self._debug:  # no slow-callback warning: virtual time stands still in a callback
+                self._current_handle = handle
+                try:
+                    handle._run()
+                finally:
+                    self._current_handle = None
+            else:
+                handle._run()
+        handle = None  # break cycles when an exception occurs
+
+    def _purge_cancelled_timers(self) -> list[tuple[float, asyncio.TimerHandle]]:
+        """Rebuild the heap without cancelled timers (when they are over half of it)."""
+        live = []
+        for entry in self._scheduled:
+            if entry[1]._cancelled:
+                entry[1]._scheduled = False
+            else:
+                live.append(entry)
+        heapq.heapify(live)
+        self._scheduled = live
+        self._timer_cancelled_count = 0
+        return live
 
 
 def run_virtual(main: Coroutine[Any, Any, T]) -> T:
