@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from transitions import Machine, State
 
 from scaler.clock import ManualClock
 from scaler.states import (
@@ -25,8 +24,7 @@ from scaler.states import (
     TransitionRecord,
     allowed,
 )
-from scaler.states.instance import MACHINE, compile_machine
-from scaler.states.lifecycle import INITIAL_STATE
+from scaler.states.instance import MACHINE
 
 # A path of legal events from `creating` to each state, used to put an instance there.
 PATH_TO = {
@@ -136,56 +134,6 @@ def test_instances_are_driven_by_the_shared_machine_without_registering() -> Non
     with pytest.raises(IllegalTransition):
         instance.fire("assign", request="late")
     assert instance.state == DELETED
-
-
-def test_fire_uses_exactly_the_machine_s_edges() -> None:
-    assert compile_machine(MACHINE) == {(e.source, e.event): e.dest for e in EDGES}
-
-
-def _machine(states=STATES, edge: dict | None = None, **options) -> Machine:
-    transitions = [{"trigger": e.event, "source": e.source, "dest": e.dest} for e in EDGES]
-    if edge is not None:
-        transitions.append(edge)
-    return Machine(
-        model=None,
-        states=list(states),
-        transitions=transitions,
-        initial=INITIAL_STATE,
-        auto_transitions=False,
-        **options,
-    )
-
-
-@pytest.mark.parametrize(
-    "machine",
-    [
-        pytest.param(lambda: _machine(after_state_change="hook"), id="after-hook"),
-        pytest.param(lambda: _machine(before_state_change="hook"), id="before-hook"),
-        pytest.param(lambda: _machine(prepare_event="hook"), id="prepare-event"),
-        pytest.param(lambda: _machine(finalize_event="hook"), id="finalize-event"),
-        pytest.param(lambda: _machine(on_exception="hook"), id="on-exception"),
-        pytest.param(lambda: _machine(queued=True), id="queued"),
-        pytest.param(lambda: _machine(ignore_invalid_triggers=True), id="ignores-invalid"),
-        pytest.param(lambda: _machine([State(s, on_enter="hook") for s in STATES]), id="on-enter"),
-        pytest.param(
-            lambda: _machine(edge={"trigger": "assign", "source": IDLE, "dest": DELETING}),
-            id="two-edges",
-        ),
-        pytest.param(
-            lambda: _machine(
-                edge={"trigger": "x", "source": IDLE, "dest": BUSY, "conditions": "ok"}
-            ),
-            id="condition",
-        ),
-        pytest.param(
-            lambda: _machine(edge={"trigger": "x", "source": IDLE, "dest": BUSY, "after": "a"}),
-            id="edge-callback",
-        ),
-    ],
-)
-def test_a_machine_the_edge_table_would_not_run_faithfully_is_refused(machine) -> None:
-    with pytest.raises(ValueError):
-        compile_machine(machine())
 
 
 def test_transition_log_writes_json_lines(tmp_path) -> None:

@@ -1,18 +1,14 @@
 """One instance, one state machine.
 
-The lifecycle is one shared ``transitions.Machine`` built from :mod:`scaler.states.lifecycle`.
-Instances are not registered with it (``add_model`` binds ~30 methods per instance and makes
-every registration scan every live instance: 170 µs and 8.9 KB each at 10,000 live ones), and
-events do not go through the library's generic ``Event.trigger`` either: that path builds an
-``EventData``, walks seven callback lists and makes eight debug-log calls per event (6.6 µs per
-event against 0.3 µs here; a fifth of a fast-mode replay went there). Instead
-:func:`compile_machine` turns the machine into its edge table ``(state, event) -> dest`` once,
-refusing any machine with a callback or condition the table would skip, so
-:meth:`Instance.fire` does exactly what the machine would: validate the edge, set ``state``,
-run the after-transition hook. The ``state`` attribute, written only by ``fire``, is the only
-record of where an instance is in its life; pools keep indexes that are updated from the
-transition callback, never written on their own. An event the current state does not allow
-raises :class:`IllegalTransition` before anything changes.
+Every instance is driven by one shared ``transitions.Machine`` built from
+:mod:`scaler.states.lifecycle`: events are fired through the machine's ``Event.trigger`` with
+the instance as the model, so the machine validates the edge, sets ``state`` and runs the
+after-transition hook. Instances are not registered with the machine (``add_model``): that would
+bind ~30 methods per instance and make every registration scan every live instance (measured:
+170 µs per creation and 8.9 KB per instance at 10,000 live ones). The ``state`` attribute,
+written only by the machine, is the only record of where an instance is in its life; pools keep
+indexes that are updated from the transition callback, never written on their own. An event the
+current state does not allow raises :class:`IllegalTransition` before anything changes.
 """
 
 from __future__ import annotations
@@ -21,10 +17,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
-from transitions import Machine
+from transitions import EventData, Machine, MachineError
 
 from scaler.states.journal import Journal, TransitionRecord
-from scaler.states.lifecycle import BUSY, EDGES, INITIAL_STATE, STATES
+from scaler.states.lifecycle import BUSY, EDGES, EVENTS, INITIAL_STATE, STATES
 
 if TYPE_CHECKING:
     from scaler.clock import Clock
@@ -60,40 +56,14 @@ MACHINE = Machine(
     transitions=[{"trigger": e.event, "source": e.source, "dest": e.dest} for e in EDGES],
     initial=INITIAL_STATE,
     auto_transitions=False,
+    send_event=True,
+    after_state_change="_after_transition",
     ignore_invalid_triggers=False,
 )
 
 
-def compile_machine(machine: Machine) -> dict[tuple[str, str], str]:
-    """The machine's edges as ``(source state, event) -> destination``.
-
-    Firing through the table is exactly firing through the machine only while the machine is
-    plain edges: no callbacks (machine, state or transition), no conditions, no queue, one
-    destination per source and event, invalid triggers raising. Anything else is refused here,
-    so a callback added to the machine fails at import instead of being skipped.
-    """
-    hooks = ("prepare_event", "before_state_change", "after_state_change", "finalize_event")
-    if any(getattr(machine, hook) for hook in (*hooks, "on_exception", "on_final")):
-        raise ValueError("the lifecycle machine must not have callbacks")
-    if machine.has_queue or machine.ignore_invalid_triggers:
-        raise ValueError("the lifecycle machine must be unqueued and refuse invalid triggers")
-    for state in machine.states.values():
-        if state.on_enter or state.on_exit or state.ignore_invalid_triggers:
-            raise ValueError(f"state {state.name} must not have callbacks or ignore triggers")
-    table: dict[tuple[str, str], str] = {}
-    for name, event in machine.events.items():
-        for source, transitions in event.transitions.items():
-            if len(transitions) != 1:
-                raise ValueError(f"event {name} has several edges from {source}")
-            edge = transitions[0]
-            if edge.dest is None or edge.conditions or edge.prepare or edge.before or edge.after:
-                raise ValueError(f"event {name} from {source} must be a plain edge")
-            table[source, name] = edge.dest
-    return table
-
-
-#: ``(state, event) -> next state``: the machine's edges, the only transitions ``fire`` makes.
-_NEXT = compile_machine(MACHINE)
+#: The machine's events by name (only the table's events: never a method of the instance).
+_EVENTS = {name: MACHINE.events[name] for name in EVENTS}
 
 
 class Instance:
@@ -135,7 +105,7 @@ class Instance:
         self._clock = clock
         self._journal = journal
         self._listener = listener
-        self.state = INITIAL_STATE  # from here on written only by fire()
+        self.state = INITIAL_STATE  # from here on written only by MACHINE
 
     def __repr__(self) -> str:
         return f"Instance({self.instance_id}, {self.function.key}, {self.state})"
@@ -149,25 +119,21 @@ class Instance:
         slot_id: str | None = None,
     ) -> None:
         """Fire ``event``; raise :class:`IllegalTransition` (changing nothing) if not allowed."""
-        source = self.state
-        dest = _NEXT.get((source, event))
-        if dest is None:
-            raise IllegalTransition(self.instance_id, source, event)
-        self.state = dest
-        self._after_transition(event, source, dest, reason, request, slot_id)
+        machine_event = _EVENTS.get(event)
+        if machine_event is None:
+            raise IllegalTransition(self.instance_id, self.state, event)
+        try:
+            machine_event.trigger(self, reason=reason, request=request, slot_id=slot_id)
+        except MachineError:
+            raise IllegalTransition(self.instance_id, self.state, event) from None
 
-    def _after_transition(
-        self,
-        event: str,
-        source: str,
-        dest: str,
-        reason: str,
-        request: str | None,
-        slot_id: str | None,
-    ) -> None:
-        if slot_id:
-            self.slot_id = slot_id
-        request = request or self.request_id
+    def _after_transition(self, event_data: EventData) -> None:
+        kwargs = event_data.kwargs
+        source = event_data.transition.source
+        dest = event_data.transition.dest
+        if kwargs.get("slot_id"):
+            self.slot_id = kwargs["slot_id"]
+        request = kwargs.get("request") or self.request_id
         if dest == BUSY:
             self.request_id = request
             self.served += 1
@@ -183,10 +149,10 @@ class Instance:
                     slot=self.slot_id,
                     function=self.function.key,
                     request=request,
-                    event=event,
+                    event=event_data.event.name,
                     source=source,
                     dest=dest,
-                    reason=reason,
+                    reason=kwargs.get("reason", ""),
                 )
             )
         if self._listener is not None:
