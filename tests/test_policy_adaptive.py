@@ -208,6 +208,35 @@ def test_queue_aware_cold_starts(setup: str, start: int) -> None:
     fx.close()
 
 
+def test_a_request_stuck_behind_a_busy_instance_gets_a_cold_start_in_time() -> None:
+    """A 12 ms function whose only instance stays busy (a client that never calls Idle): the
+    estimates keep saying "it frees in a moment", but the waiting request is given a cold
+    start once it has waited what one is worth, and the re-checks come in time for that."""
+    fx = Fixture(AdaptivePolicy(), memory_mb=4096)
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 3700.0, fx.at(0.0))
+    policy.observe_release(pool, fx.instance(), 12, fx.at(0.5))
+    for inst in list(pool.instances.values()):
+        inst.fire("expire")
+        inst.fire("destroyed")
+    fx.at(1.0)
+    fx.instance(BUSY)
+    fx.waiter("w1", 1.0)
+    t = 1.001
+    decision = policy.on_no_idle(pool, fx.at(t))
+    assert decision.start == 0  # a 12 ms request frees long before a 3.8 s cold start
+    for _ in range(10_000):
+        if decision.start:
+            break
+        assert decision.recheck_after is not None
+        t += decision.recheck_after
+        decision = policy.on_no_idle(pool, fx.at(t))
+    assert decision.start == 1
+    patience = 3.8 * (1.0 + policy.kappa(policy.functions["fn"], fx.at(t)))
+    assert patience <= t - 1.0 <= patience + 0.01
+    fx.close()
+
+
 def test_one_cold_start_per_waiter_without_queue_awareness() -> None:
     fx = Fixture(AdaptivePolicy(Components(queue_aware=False)), memory_mb=4096)
     fx.instance(BUSY)

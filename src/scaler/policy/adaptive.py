@@ -265,6 +265,16 @@ class AdaptivePolicy(PlannedPolicy):
             return ColdStartDecision(0)
         cold = self.cold_s(fn)
         price = self.kappa(fn, now) * cold
+        # Whatever the estimates below say, the oldest waiting request gets a cold start once
+        # it has waited what one is worth (ski rental on its actual wait): a busy instance
+        # that does not free up (a long request, a client that never calls Idle) must not
+        # hold the queue until the Assign deadline.
+        patience = cold + price
+        oldest = next(w for w in pool.waiters if not w.future.done())
+        waited = now - oldest.arrived_at
+        if waited >= patience and pool.starting_count < waiting:
+            fn.owed_s = 0.0
+            return ColdStartDecision(1)
         arrivals = self.expected_arrivals(fn, now, horizon=cold)
         without, on_busy = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=None)
         with_one, _ = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=now + cold)
@@ -282,6 +292,7 @@ class AdaptivePolicy(PlannedPolicy):
                 fn.owed_s = 0.0
                 return ColdStartDecision(1)
         recheck = max(without[waiting - 1], 0.0) + 0.1 * cold + 0.001
+        recheck = min(recheck, max(patience - waited, 0.0) + 0.001)
         return ColdStartDecision(0, recheck_after=recheck)
 
     @staticmethod
