@@ -20,7 +20,7 @@ from simulator.faults import FaultSpec, FaultSpecError
 from simulator.platform import LatencyModel
 from simulator.score import build_record, oracle_score
 
-DEFAULT_RPC_LATENCY_MS = 2.2
+DEFAULT_RPC_LATENCY_MS = 1.0
 """Fast mode's default charge per RPC: the mean loopback round trip wire mode measured against
 our scaler (docs/simulator.md, "Fast vs wire"), so that both modes score alike by default."""
 
