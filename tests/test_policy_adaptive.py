@@ -257,14 +257,24 @@ def test_the_rate_moves_one_step_towards_the_best_counterfactual() -> None:
     assert policy.select_rate(T0 + policy.select_every_s) == start + 2
 
 
-def test_ties_go_to_the_cheaper_slot_rate() -> None:
+@pytest.mark.parametrize(
+    ("lead", "moves"),
+    [
+        (0.0, False),  # a tie: stay
+        (0.3, False),  # better by less than the tolerance: stay
+        (0.8, True),  # better by more: one step towards it
+    ],
+)
+def test_the_rate_moves_only_for_a_clear_lead(lead: float, moves: bool) -> None:
     policy = AdaptivePolicy()
     policy.prices.execution_s = 100.0
     policy.prices.execution_gbs = 50.0
     start = policy.kappa_index
-    # Within the tolerance everywhere: longer keeps are the safer bet.
-    policy._ledger_slot = [100.0 - 0.001 * i for i in range(len(KAPPA_GRID))]
-    assert policy.select_rate(T0) == start - 1
+    policy.counterfactual_scores = lambda: [  # type: ignore[method-assign]
+        60.0 + (lead if i == start - 3 else 0.0) for i in range(len(KAPPA_GRID))
+    ]
+    assert policy.tolerance == 0.5
+    assert policy.select_rate(T0) == (start - 1 if moves else start)
 
 
 def test_fixed_rate_without_online_prices() -> None:
