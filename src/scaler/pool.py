@@ -80,6 +80,10 @@ class Pool:
     def pending_waiters(self) -> int:
         return sum(1 for w in self.waiters if not w.future.done())
 
+    def oldest_waiter(self) -> Waiter | None:
+        """The oldest waiter still waiting, left in the queue (None if none waits)."""
+        return next((w for w in self.waiters if not w.future.done()), None)
+
     def next_waiter(self) -> Waiter | None:
         """Pop the oldest waiter still waiting (cancelled ones are dropped)."""
         while self.waiters:

@@ -271,7 +271,7 @@ class Scheduler:
         logger.warning("cold start for {} failed: {}", pool.key, err)
         if origin is None or origin.future.done():
             # Someone else was served; still cover requests that wait with nothing starting.
-            orphan = next((w for w in pool.waiters if not w.future.done()), None)
+            orphan = pool.oldest_waiter()
             if orphan is not None and pool.pending_waiters() > pool.starting_count:
                 origin = orphan
             else:

@@ -271,8 +271,8 @@ class AdaptivePolicy(PlannedPolicy):
         # that does not free up (a long request, a client that never calls Idle) must not
         # hold the queue until the Assign deadline.
         patience = cold + price
-        oldest = next(w for w in pool.waiters if not w.future.done())
-        waited = now - oldest.arrived_at
+        oldest = pool.oldest_waiter()
+        waited = 0.0 if oldest is None else now - oldest.arrived_at
         if waited >= patience and pool.starting_count < waiting:
             fn.owed_s = 0.0
             return ColdStartDecision(1)
