@@ -17,20 +17,12 @@ from scaler.policy import DEFAULT_POLICY
 from scaler.states import Journal
 from simulator.dataset import Dataset, load_dataset
 from simulator.fast import run_fast
-from simulator.faults import FaultSpec
+from simulator.faults import FAULT_MATRIX, FaultSpec
 from simulator.score import official_score
 from simulator.workload import generate_workload
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
-MATRIX = {
-    "none": "",
-    "create 5%": "create_error=0.05",
-    "init 5%": "init_error=0.05",
-    "throttle 10%": "throttle=0.1",
-    "destroy 5%": "destroy_error=0.05",
-    "spike 1%:2s": "spike=0.01:2s",
-    "all": "create_error=0.05,init_error=0.05,destroy_error=0.05,throttle=0.1,spike=0.01:2s",
-}
+MATRIX = {"none": "", **FAULT_MATRIX}
 
 
 class Unfinished:

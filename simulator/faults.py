@@ -13,6 +13,17 @@ import attrs
 
 _KEYS = ("create_error", "init_error", "destroy_error", "throttle", "spike")
 
+#: The reliability matrix (docs/reliability.md): each fault alone at the issue's rates, then
+#: all of them together. ``make bench-faults`` reports it; tests/test_fault_matrix.py asserts it.
+FAULT_MATRIX: dict[str, str] = {
+    "create 5%": "create_error=0.05",
+    "init 5%": "init_error=0.05",
+    "throttle 10%": "throttle=0.1",
+    "destroy 5%": "destroy_error=0.05",
+    "spike 1%:2s": "spike=0.01:2s",
+    "all": "create_error=0.05,init_error=0.05,destroy_error=0.05,throttle=0.1,spike=0.01:2s",
+}
+
 
 class FaultSpecError(ValueError):
     """The ``--faults`` text cannot be read."""

@@ -14,19 +14,11 @@ from scaler.policy import DEFAULT_POLICY
 from scaler.states import Journal
 from simulator.dataset import Dataset, load_dataset
 from simulator.fast import run_fast
-from simulator.faults import FaultSpec
+from simulator.faults import FAULT_MATRIX, FaultSpec
 from simulator.workload import small_workload
 from tests.invariants import TransitionChecker
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
-FAULTS = {
-    "create": "create_error=0.05",
-    "init": "init_error=0.05",
-    "throttle": "throttle=0.1",
-    "destroy": "destroy_error=0.05",
-    "spike": "spike=0.01:2s",
-    "all": "create_error=0.05,init_error=0.05,destroy_error=0.05,throttle=0.1,spike=0.01:2s",
-}
 
 
 def check_run(dataset: Dataset, spec: str, seed: int = 1, policy: str = DEFAULT_POLICY) -> None:
@@ -43,9 +35,9 @@ def check_run(dataset: Dataset, spec: str, seed: int = 1, policy: str = DEFAULT_
     assert checker.unfinished() == {}, "instances left short of deleted"
 
 
-@pytest.mark.parametrize("name", sorted(FAULTS))
+@pytest.mark.parametrize("name", sorted(FAULT_MATRIX))
 def test_generated_workload_survives(name: str) -> None:
-    check_run(small_workload(seed=3, duration_s=300), FAULTS[name])
+    check_run(small_workload(seed=3, duration_s=300), FAULT_MATRIX[name])
 
 
 def _trace(name: str) -> Dataset:
@@ -54,11 +46,11 @@ def _trace(name: str) -> Dataset:
     return load_dataset(TRACES / name)
 
 
-@pytest.mark.parametrize("name", sorted(FAULTS))
+@pytest.mark.parametrize("name", sorted(FAULT_MATRIX))
 def test_dataset_1_survives(name: str) -> None:
-    check_run(_trace("dataSet_1"), FAULTS[name])
+    check_run(_trace("dataSet_1"), FAULT_MATRIX[name])
 
 
-@pytest.mark.parametrize("name", sorted(FAULTS))
+@pytest.mark.parametrize("name", sorted(FAULT_MATRIX))
 def test_dataset_3r_15_minutes_survive(name: str) -> None:
-    check_run(_trace("dataSet_3r").slice(0, 900), FAULTS[name])
+    check_run(_trace("dataSet_3r").slice(0, 900), FAULT_MATRIX[name])
