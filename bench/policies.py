@@ -9,7 +9,9 @@ Columns: score and its two halves (slot: 50*Eg/S, latency: 50*E/(E+L)), the orac
 issue-4 target R + 0.6*(O - R) with R the reference's score in the same table, the share of
 the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall time, success rate.
 
-`--ablation` runs the default policy with each of its components switched off in turn.
+`--ablation` runs the default policy with each of its components switched off in turn;
+`--rate-sweep` runs it with its exchange rate fixed at each grid point (`adaptive@RATE`), the
+most a perfect rate selector could get from these plans.
 Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
 policy), so runs with different options accumulate.
 """
@@ -26,7 +28,15 @@ from typing import Any
 
 from loguru import logger
 
-from scaler.policy import DEFAULT_POLICY, POLICIES, Components, ablation_name, make_policy
+from scaler.policy import (
+    DEFAULT_POLICY,
+    POLICIES,
+    Components,
+    ablation_name,
+    make_policy,
+    rate_name,
+)
+from scaler.policy.adaptive import KAPPA_GRID
 from simulator.dataset import Dataset, load_dataset
 from simulator.fast import run_fast
 from simulator.platform import LatencyModel
@@ -200,6 +210,22 @@ def selected(names: str | None, known: list[str]) -> list[str]:
     return [n.strip() for n in names.split(",") if n.strip()]
 
 
+def chosen_policies(names: str | None, *, ablation: bool, rate_sweep: bool) -> list[str]:
+    """The policies to run: ``names`` (default: every registered one), or the ablation's or
+    the rate sweep's list (the reference first, for the targets). ValueError on a bad name."""
+    if ablation and rate_sweep:
+        raise ValueError("--ablation and --rate-sweep are separate runs: pick one")
+    if ablation:
+        policies = ["reference", DEFAULT_POLICY] + [ablation_name(c) for c in Components.names()]
+    elif rate_sweep:
+        policies = ["reference", DEFAULT_POLICY] + [rate_name(i) for i in range(len(KAPPA_GRID))]
+    else:
+        policies = selected(names, list(POLICIES))
+    for policy in policies:
+        make_policy(policy)
+    return policies
+
+
 def runs(
     traces: list[str], policies: list[str], create_ms: float, rpc_latency_ms: float
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
@@ -240,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the default policy, then with each component flipped (reference kept for targets)",
     )
+    parser.add_argument(
+        "--rate-sweep",
+        action="store_true",
+        help="the default policy, then at each fixed exchange rate (reference kept for targets)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT})")
     args = parser.parse_args(argv)
@@ -251,14 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in traces if t not in known_traces]
     if unknown:
         parser.error(f"unknown trace(s) {', '.join(unknown)} (known: {', '.join(known_traces)})")
-    if args.ablation:
-        policies = ["reference", DEFAULT_POLICY]
-        policies += [ablation_name(c) for c in Components.names()]
-    else:
-        policies = selected(args.policies, list(POLICIES))
     try:
-        for policy in policies:
-            make_policy(policy)
+        policies = chosen_policies(
+            args.policies, ablation=args.ablation, rate_sweep=args.rate_sweep
+        )
     except ValueError as err:
         parser.error(str(err))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Iterator
 
 import attrs
@@ -15,7 +16,9 @@ from scaler.policy import (
     AdaptivePolicy,
     Components,
     ablation_name,
+    grid_index,
     make_policy,
+    rate_name,
 )
 from scaler.policy.adaptive import FIXED_INDEX, KAPPA_GRID
 from scaler.policy.reference import ReferencePolicy
@@ -257,6 +260,39 @@ def test_the_rate_moves_one_step_towards_the_best_counterfactual() -> None:
     assert policy.select_rate(T0 + policy.select_every_s) == start + 2
 
 
+def test_queue_wait_is_the_residual_of_the_first_busy_instance_to_free() -> None:
+    fx = Fixture(AdaptivePolicy())
+    policy = fx.policy
+    fn = policy.state(fx.pool, fx.at(0.0))
+    fn.duration.add(0.03)
+    assert policy.queue_wait_s(fx.pool, fn) == math.inf  # nothing busy
+    fx.instance(BUSY)
+    assert policy.queue_wait_s(fx.pool, fn) == pytest.approx(0.015)
+    fx.instance(BUSY, request="r2")
+    assert policy.queue_wait_s(fx.pool, fn) == pytest.approx(0.01)
+    fx.close()
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_the_ledger_prices_a_miss_as_the_scheduler_serves_it(busy: bool) -> None:
+    """A request that needs one more instance while a busy one frees in 15 ms queues (15 ms
+    of waiting, no slot) under every rate; with nothing busy it is a cold start."""
+    fx = Fixture(AdaptivePolicy(), memory_mb=1024)
+    policy = fx.policy
+    fn = policy.state(fx.pool, fx.at(0.0))
+    fn.duration.add(0.03)
+    fn.cold.add(0.2)
+    if busy:
+        fx.instance(BUSY)
+    policy.observe_arrival(fx.pool, fx.at(0.01))
+    policy._account(fn)
+    expected_wait = 0.015 if busy else 0.2
+    expected_slot = 0.0 if busy else 0.2
+    assert policy._ledger_wait == [pytest.approx(expected_wait)] * len(KAPPA_GRID)
+    assert policy._ledger_slot == [pytest.approx(expected_slot)] * len(KAPPA_GRID)
+    fx.close()
+
+
 @pytest.mark.parametrize(
     ("lead", "moves"),
     [
@@ -298,6 +334,31 @@ def test_registry_default_and_ablation_names() -> None:
         make_policy("adaptive-without-telepathy")
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("nope")
+
+
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [("adaptive@0.0002", 0), ("adaptive@0.00078", 1), ("adaptive@0.05", 4), ("adaptive@13", 8)],
+)
+def test_fixed_rate_names(name: str, index: int) -> None:
+    policy = make_policy(name)
+    assert isinstance(policy, AdaptivePolicy) and policy.name == name
+    assert not policy.components.online_prices and policy.select_rate(T0) == index
+    assert rate_name(index) == name and grid_index(KAPPA_GRID[index] * 1.2) == index
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("adaptive@0.1", "not on the grid"),
+        ("adaptive@-0.05", "not on the grid"),
+        ("adaptive@inf", "not on the grid"),
+        ("adaptive@fast", "not a number"),
+    ],
+)
+def test_fixed_rate_names_off_the_grid_are_refused(name: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_policy(name)
 
 
 def test_reference_is_unchanged() -> None:

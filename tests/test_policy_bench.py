@@ -43,3 +43,19 @@ def test_absent_traces_are_skipped_with_a_message(
     assert loaders["dataSet_1"][0] is None and loaders["builtin"][0] is not None
     assert list(bench.runs(["dataSet_1"], ["reference"], 100.0, 0.0)) == []
     assert "skipping dataSet_1" in capsys.readouterr().err
+
+
+def test_policy_lists_for_the_ablation_and_the_rate_sweep() -> None:
+    sweep = bench.chosen_policies(None, ablation=False, rate_sweep=True)
+    assert sweep[:2] == ["reference", "adaptive"] and len(sweep) == 2 + 9
+    assert "adaptive@0.05" in sweep and "adaptive@0.0002" in sweep
+    ablation = bench.chosen_policies(None, ablation=True, rate_sweep=False)
+    assert "adaptive-without-prewarm" in ablation
+    assert bench.chosen_policies("reference, adaptive@0.2", ablation=False, rate_sweep=False) == [
+        "reference",
+        "adaptive@0.2",
+    ]
+    with pytest.raises(ValueError, match="pick one"):
+        bench.chosen_policies(None, ablation=True, rate_sweep=True)
+    with pytest.raises(ValueError, match="not on the grid"):
+        bench.chosen_policies("adaptive@0.1", ablation=False, rate_sweep=False)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scaler.policy.observe import Ewma, GapTracker
+from scaler.policy.observe import Arrival, Ewma, GapTracker
 
 
 def test_an_arrival_reuses_the_latest_release() -> None:
@@ -33,10 +33,18 @@ def test_releases_older_than_the_horizon_become_censored_samples() -> None:
     gaps = GapTracker(horizon_s=100.0)
     gaps.release(0.0)
     gaps.release(50.0)
-    gaps.arrival(120.0)  # the release at 0 is censored, the one at 50 is reused
+    gaps.arrival(120.0, queue_wait=0.02)  # the release at 0 is censored, the one at 50 reused
     assert list(gaps.samples) == [math.inf, 70.0]
-    assert gaps.drain() == [math.inf, 70.0]
+    assert gaps.drain() == [Arrival(math.inf), Arrival(70.0, 0.02)]
     assert gaps.drain() == []
+
+
+def test_arrivals_that_need_a_new_instance_are_kept_for_the_ledger() -> None:
+    gaps = GapTracker()
+    gaps.arrival(0.0, queue_wait=0.01)
+    gaps.arrival(0.1)
+    assert gaps.new_instances == 2 and not gaps.samples
+    assert gaps.drain() == [Arrival(None, 0.01), Arrival(None, math.inf)]
 
 
 def test_keeps_a_bounded_memory() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from scaler.policy.windows import (
     WindowPlan,
+    arrival_cost,
     break_even_s,
     choose_window,
     compress,
@@ -191,6 +192,31 @@ PLAN = WindowPlan(keep_s=1.0, warm_from_s=10.0, warm_until_s=12.0)
 )
 def test_gap_cost(gap: float, slot: float, wait: float) -> None:
     assert gap_cost(PLAN, gap, COLD, 2.0) == (pytest.approx(slot), pytest.approx(wait))
+
+
+KAPPA = 0.5  # a cold start costs 2.0 of waiting + 0.5 * 0.15 of slot = 2.075
+
+
+@pytest.mark.parametrize(
+    ("gap", "queue_wait", "slot", "wait"),
+    [
+        (0.5, 0.01, 0.5, 0.0),  # kept: no queueing needed
+        (3.0, 0.05, 1.0, 0.05),  # a miss: queue behind a busy instance, no cold start
+        (3.0, 2.1, 1.0 + COLD, 2.0),  # the busy one frees too late: cold start
+        (3.0, math.inf, 1.0 + COLD, 2.0),  # nothing busy: cold start
+        (9.9, 0.05, 1.0 + COLD, 0.05),  # the pre-warm is on its way, the busy one is sooner
+        (9.9, 0.5, 1.0 + COLD, 0.1),  # ... the pre-warm is sooner
+        (11.0, 0.05, 1.0 + COLD + 1.0, 0.0),  # pre-warmed and waiting
+        (20.0, 0.05, 1.0 + COLD + 2.0, 0.05),  # the pre-warmed one expired: queue
+        (20.0, 3.0, 1.0 + COLD + 2.0 + COLD, 2.0),  # ... or cold start
+        (None, 0.05, 0.0, 0.05),  # needed one more instance: queue
+        (None, 3.0, COLD, 2.0),  # ... or start one
+        (math.inf, 0.05, 1.0 + COLD + 2.0 + COLD, 2.0),  # never reused: as gap_cost
+    ],
+)
+def test_arrival_cost(gap: float | None, queue_wait: float, slot: float, wait: float) -> None:
+    got = arrival_cost(PLAN, gap, queue_wait, COLD, 2.0, KAPPA)
+    assert got == (pytest.approx(slot), pytest.approx(wait))
 
 
 def test_compress_groups_tight_clusters_and_keeps_the_tail() -> None:

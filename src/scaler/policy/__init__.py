@@ -3,16 +3,20 @@
 To add one: subclass :class:`Policy` in a module here and register it in ``POLICIES``.
 Besides the registered names, ``adaptive-without-<component>[,<component>...]`` is the
 default policy with those :class:`Components` switched off, ``adaptive-with-...`` with them
-switched on (the ablation of ``python -m bench.policies --ablation``).
+switched on (the ablation of ``python -m bench.policies --ablation``), and ``adaptive@RATE``
+the default with its exchange rate fixed at the grid point ``RATE`` (waiting seconds per GB·s,
+e.g. ``adaptive@0.05``; ``python -m bench.policies --rate-sweep``): what the rate selector
+could reach with a perfect choice made once for the whole run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import attrs
 
-from scaler.policy.adaptive import AdaptivePolicy, Components
+from scaler.policy.adaptive import KAPPA_GRID, AdaptivePolicy, Components
 from scaler.policy.base import ColdStartDecision, Policy
 from scaler.policy.hybrid import HybridHistogramPolicy
 from scaler.policy.reference import ReferencePolicy
@@ -25,6 +29,10 @@ POLICIES: dict[str, Callable[[], Policy]] = {
 DEFAULT_POLICY = "adaptive"
 ABLATION_PREFIX = "adaptive-without-"
 ADDITION_PREFIX = "adaptive-with-"
+FIXED_RATE_PREFIX = "adaptive@"
+#: How far (a factor) a requested fixed rate may be from its grid point: the grid is a factor
+#: 4 apart, so rounded spellings (``0.0002`` for 0.000195) match one point only.
+_RATE_MATCH = 1.3
 
 
 def ablation_name(*components: str) -> str:
@@ -36,11 +44,35 @@ def ablation_name(*components: str) -> str:
     return ADDITION_PREFIX + ",".join(components)
 
 
+def rate_name(index: int) -> str:
+    """``adaptive@RATE`` for grid point ``index``, with the rate in 2 significant digits."""
+    return f"{FIXED_RATE_PREFIX}{KAPPA_GRID[index]:.2g}"
+
+
+def grid_index(rate: float) -> int:
+    """The exchange-rate grid point within a factor 1.3 of ``rate``, else ValueError."""
+    if rate > 0 and math.isfinite(rate):
+        nearest = min(range(len(KAPPA_GRID)), key=lambda i: abs(math.log(KAPPA_GRID[i] / rate)))
+        if abs(math.log(KAPPA_GRID[nearest] / rate)) <= math.log(_RATE_MATCH):
+            return nearest
+    grid = ", ".join(f"{k:.2g}" for k in KAPPA_GRID)
+    raise ValueError(f"exchange rate {rate:g} is not on the grid ({grid} s per GB·s)")
+
+
 def make_policy(name: str = DEFAULT_POLICY) -> Policy:
     """A fresh policy by name; unknown names list the known ones."""
     factory = POLICIES.get(name)
     if factory is not None:
         return factory()
+    if name.startswith(FIXED_RATE_PREFIX):
+        text = name[len(FIXED_RATE_PREFIX) :]
+        try:
+            rate = float(text)
+        except ValueError:
+            raise ValueError(f"{name!r}: {text!r} is not a number") from None
+        policy = AdaptivePolicy(Components(online_prices=False), fixed_index=grid_index(rate))
+        policy.name = name
+        return policy
     for prefix, value in ((ABLATION_PREFIX, False), (ADDITION_PREFIX, True)):
         if not name.startswith(prefix):
             continue
@@ -55,7 +87,7 @@ def make_policy(name: str = DEFAULT_POLICY) -> Policy:
     known = ", ".join(sorted(POLICIES))
     raise ValueError(
         f"unknown policy {name!r} (known: {known}, or {ABLATION_PREFIX}<component>,... "
-        f"or {ADDITION_PREFIX}<component>,...)"
+        f"or {ADDITION_PREFIX}<component>,..., or {FIXED_RATE_PREFIX}<rate>)"
     )
 
 
@@ -63,6 +95,7 @@ __all__ = [
     "ABLATION_PREFIX",
     "ADDITION_PREFIX",
     "DEFAULT_POLICY",
+    "FIXED_RATE_PREFIX",
     "POLICIES",
     "AdaptivePolicy",
     "ColdStartDecision",
@@ -70,5 +103,7 @@ __all__ = [
     "HybridHistogramPolicy",
     "Policy",
     "ablation_name",
+    "grid_index",
     "make_policy",
+    "rate_name",
 ]

@@ -42,7 +42,13 @@ import attrs
 
 from scaler.policy.base import ColdStartDecision
 from scaler.policy.planned import FunctionState, PlannedPolicy
-from scaler.policy.windows import WindowPlan, break_even_s, choose_window, gap_cost, outcome
+from scaler.policy.windows import (
+    WindowPlan,
+    arrival_cost,
+    break_even_s,
+    choose_window,
+    outcome,
+)
 from scaler.states.lifecycle import BUSY, CREATING, IDLE, INITING
 
 if TYPE_CHECKING:
@@ -116,12 +122,9 @@ class AdaptivePolicy(PlannedPolicy):
         self.fixed_index = fixed_index
         self.kappa_index = START_INDEX if c.online_prices else fixed_index
         self._selected_at = -math.inf
-        #: What each grid rate's plans would have cost so far (slot GB·s, waiting seconds),
-        #: and the cold starts of new instances every rate pays alike.
+        #: What each grid rate's plans would have cost so far (slot GB·s, waiting seconds).
         self._ledger_slot = [0.0] * len(KAPPA_GRID)
         self._ledger_wait = [0.0] * len(KAPPA_GRID)
-        self._fixed_slot = 0.0
-        self._fixed_wait = 0.0
         self._plans: dict[str, _Plans] = {}
 
     def forget(self, key: str) -> None:
@@ -166,35 +169,30 @@ class AdaptivePolicy(PlannedPolicy):
         if e <= 0 or eg <= 0:
             return []
         return [
-            50.0 * eg / (eg + self._fixed_slot + self._ledger_slot[i])
-            + 50.0 * e / (e + self._fixed_wait + self._ledger_wait[i])
+            50.0 * eg / (eg + self._ledger_slot[i]) + 50.0 * e / (e + self._ledger_wait[i])
             for i in range(len(KAPPA_GRID))
         ]
 
     def _account(self, fn: FunctionState) -> None:
-        """Price the gaps seen since the last call with each grid rate's plan, and arrivals
-        that needed one more instance with a cold start (the same for all rates)."""
-        gaps = fn.gaps.drain()
-        new = fn.gaps.new_instances - fn.accounted_new
-        if not gaps and not new:
+        """Price the arrivals (and never-reused releases) seen since the last call with
+        each grid rate's plan, serving a miss the way the queue-aware scheduler would."""
+        arrivals = fn.gaps.drain()
+        if not arrivals:
             return
         cold = self.cold_s(fn)
-        if new:
-            fn.accounted_new = fn.gaps.new_instances
-            self._fixed_slot += new * cold * fn.gb
-            self._fixed_wait += new * cold
-        if not gaps:
-            return
         miss_wait = self.miss_wait_s(fn)
         for i in range(len(KAPPA_GRID)):
+            kappa = KAPPA_GRID[i] * fn.gb
             point = self.plan_at(fn, i)
             plan = point[0] if point is not None else self._prior_plan(fn, i)
             slot = 0.0
             wait = 0.0
-            for gap in gaps:
-                gap_slot, gap_wait = gap_cost(plan, gap, cold, miss_wait)
-                slot += gap_slot
-                wait += gap_wait
+            for arrival in arrivals:
+                arrival_slot, arrival_wait = arrival_cost(
+                    plan, arrival.gap, arrival.queue_wait, cold, miss_wait, kappa
+                )
+                slot += arrival_slot
+                wait += arrival_wait
             self._ledger_slot[i] += slot * fn.gb
             self._ledger_wait[i] += wait
 

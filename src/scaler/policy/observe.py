@@ -8,7 +8,9 @@ new instance (concurrency grew) and yields no sample; a release that waits longe
 ``horizon_s`` at the bottom of the stack is a censored sample (longer than any window). The
 samples are therefore what an instance would see under keep-forever, largely independent of
 what the policy did (the planned policy credits a request that waited with its wait), so
-learning does not feed on its own decisions.
+learning does not feed on its own decisions. Each arrival is also kept, until the ledger
+prices it, with what it would wait for a busy instance to free (:class:`Arrival`): a miss
+need not be a cold start when one will free up sooner.
 
 Prices (:class:`Prices`). The score is ``50*Eg/S + 50*E/(E+L)`` (execution GB·s over slot
 GB·s, plus execution seconds over execution plus waiting). Its marginal costs are global:
@@ -26,6 +28,20 @@ from collections import deque
 import attrs
 
 from scaler.policy.windows import compress
+
+
+@attrs.frozen(slots=True)
+class Arrival:
+    """One arrival, as the ledger prices it under each exchange rate.
+
+    ``gap``: seconds since the release it reuses; None when nothing was released (the
+    function needed one more instance); ``math.inf`` for a release that was never reused
+    (censored, not an arrival). ``queue_wait``: how long it would wait for one of the
+    function's busy instances to free, instead of a cold start (``math.inf`` if none is busy).
+    """
+
+    gap: float | None
+    queue_wait: float = math.inf
 
 
 @attrs.define(slots=True, eq=False)
@@ -57,16 +73,16 @@ class GapTracker:
         #: Samples ever taken (censored included), and arrivals that found the stack empty.
         self.total = 0
         self.new_instances = 0
-        self._new: list[float] = []
+        self._new: list[Arrival] = []
 
-    def _add(self, sample: float) -> None:
+    def _add(self, sample: float, queue_wait: float = math.inf) -> None:
         self.samples.append(sample)
-        self._new.append(sample)
+        self._new.append(Arrival(sample, queue_wait))
         self.fresh += 1
         self.total += 1
 
-    def drain(self) -> list[float]:
-        """The samples added since the last drain (for accounting what each plan costs)."""
+    def drain(self) -> list[Arrival]:
+        """Arrivals and censored releases since the last drain (for the ledger to price)."""
         new, self._new = self._new, []
         return new
 
@@ -77,14 +93,18 @@ class GapTracker:
             stack.popleft()
             self._add(math.inf)
 
-    def arrival(self, now: float) -> Release | None:
-        """A request arrived: it reuses the latest release (returned), if any."""
+    def arrival(self, now: float, queue_wait: float = math.inf) -> Release | None:
+        """A request arrived: it reuses the latest release (returned), if any.
+
+        ``queue_wait``: how long it would wait for a busy instance (see :class:`Arrival`).
+        """
         self._censor(now)
         if not self._stack:
             self.new_instances += 1
+            self._new.append(Arrival(None, queue_wait))
             return None
         release = self._stack.pop()
-        self._add(max(0.0, now - release.at))
+        self._add(max(0.0, now - release.at), queue_wait)
         return release
 
     def release(self, now: float) -> Release:

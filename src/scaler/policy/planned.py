@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from scaler.policy.base import ColdStartDecision, Policy
 from scaler.policy.observe import Ewma, GapTracker, Prices, Release
 from scaler.policy.windows import WindowPlan
-from scaler.states.lifecycle import IDLE
+from scaler.states.lifecycle import BUSY, IDLE
 
 if TYPE_CHECKING:
     from scaler.pool import Pool
@@ -43,7 +43,6 @@ class FunctionState:
     """Everything a planned policy keeps about one function (bounded)."""
 
     __slots__ = (
-        "accounted_new",
         "cold",
         "deadlines",
         "duration",
@@ -93,8 +92,6 @@ class FunctionState:
         self.episodes = 0
         #: Waiting for busy instances not yet "paid back" by a cold start (ski rental).
         self.owed_s = 0.0
-        #: New-instance arrivals already priced by a counterfactual ledger.
-        self.accounted_new = 0
         #: Pre-warms not yet started: (launch_at, seq, release).
         self.pending: list[tuple[float, int, Release]] = []
         #: Pre-warms started, oldest first: (launched_at, keep pre-warmed instance until).
@@ -170,6 +167,18 @@ class PlannedPolicy(Policy):
         factor = (fn.waited_s + 2.0 * cold) / (cold * (fn.episodes + 2))
         return cold * min(max(factor, 1.0), 1000.0)
 
+    def queue_wait_s(self, pool: Pool, fn: FunctionState) -> float:
+        """What a request arriving now would wait for one of the busy instances to free:
+        the expected residual of the first of ``k`` busy ones, duration / (k + 1) (each is
+        somewhere in its run); ``inf`` when none is busy."""
+        busy = pool.counts[BUSY]
+        if busy <= 0:
+            return math.inf
+        duration = fn.duration.mean
+        if duration is None:
+            duration = self.durations.get(self.cold_s(fn))
+        return duration / (busy + 1)
+
     def margin_s(self, fn: FunctionState) -> float:
         """Head start given to a pre-warm against jitter of the cold start."""
         return 0.001 + 3.0 * fn.cold.dev
@@ -180,7 +189,7 @@ class PlannedPolicy(Policy):
         if fn.last_arrival is not None:
             fn.interarrival.add(now - fn.last_arrival)
         fn.last_arrival = now
-        release = fn.gaps.arrival(now)
+        release = fn.gaps.arrival(now, self.queue_wait_s(pool, fn))
         if release is not None and release.launch_at is not None and not release.launched:
             release.cancelled = True
 
