@@ -8,22 +8,19 @@ How it decides (docs/policies.md has the long form):
    the next likely arrival, kept to the window's end. A function that went quiet is released
    by the same rule: nothing is kept beyond the window.
 2. **Exchange rate** (``kappa``, waiting seconds one GB·s of idle slot is worth): the score
-   ``50*Eg/S + 50*E/(E+L)`` trades slot time S against waiting L at the rate
-   ``Eg*(E+L)**2 / (E*S**2)``, estimated from running totals (:class:`Prices`). A trace of
-   long executions (large E) makes waiting cheap and slot time dear; a trace of 30 ms
-   executions makes every cold start expensive. The rate moves on a grid a factor 2 apart,
-   one step per ``select_every_s`` (plans are cached per grid point). The score is convex in
-   S and L, so the rate has several self-confirming values; the policy starts at the
-   cheapest slot time (keep long, as the reference) and climbs while the measured rate is
-   higher, which stops at the first equilibrium from the reference's side.
+   ``50*Eg/S + 50*E/(E+L)`` is convex in S and L, so following its marginal rate lands in
+   whichever equilibrium the run starts near. Instead a counterfactual *ledger* prices every
+   arrival seen under each rate of a grid (a factor 4 apart): warm if that rate's plan kept
+   an instance for it, else queued behind a busy instance or a cold start, whichever costs
+   less at that rate; every ``select_every_s`` the rate moves one step towards the rate whose
+   run so far would have scored best, if it leads by more than ``tolerance`` points.
 3. **Queue-aware cold starts**: a request that finds no idle instance gets a cold start only
    if the instances already starting or busy would serve the queue later than a new one
    could, by more than the new one's slot time is worth. One cold start per waiting request
    (the reference's rule) starts a hundred 4 GB instances for a 12 ms function whose cold
    start takes 4 s, where one instance would have served them all.
-4. **Miss cost**: a missing instance costs its cold start, times how much the function's
-   requests have waited per waiting episode (behind a busy function's missing instance, the
-   requests that follow queue too).
+4. **Miss cost** (off by default, see :class:`Components`): a missing instance would cost
+   its cold start times how much the function's requests waited per waiting episode.
 5. **Precise timers**: deadlines and pre-warm launches are acted on when due (the scheduler
    asks :meth:`next_wakeup`), not at the next GC pass.
 
