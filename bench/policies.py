@@ -10,8 +10,8 @@ issue-4 target R + 0.6*(O - R) with R the reference's score in the same table, t
 the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall time, success rate.
 
 `--ablation` runs the default policy with each of its components switched off in turn;
-`--rate-sweep` runs it with its exchange rate fixed at each grid point (`adaptive@RATE`), the
-most a perfect rate selector could get from these plans.
+`--rate-sweep` runs it with its exchange rate fixed at each grid point (`adaptive@RATE`): the
+best of these is what a rate chosen once, in hindsight, for the whole run gets from these plans.
 Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
 policy), so runs with different options accumulate.
 """

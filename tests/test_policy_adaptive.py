@@ -293,6 +293,26 @@ def test_the_ledger_prices_a_miss_as_the_scheduler_serves_it(busy: bool) -> None
     fx.close()
 
 
+def test_the_ledger_queues_where_slot_time_is_dear_and_starts_where_it_is_cheap() -> None:
+    """A 256 MB function whose cold start (0.2 s) is a little shorter than the queue (0.25 s):
+    at cheap rates the ledger pays the cold start (slot 0.2 s x 0.25 GB), at dear ones the
+    queue; the crossing is where 0.2 + kappa x 0.25 x 0.2 passes 0.25 (kappa = 1)."""
+    fx = Fixture(AdaptivePolicy(), memory_mb=256)
+    policy = fx.policy
+    fn = policy.state(fx.pool, fx.at(0.0))
+    fn.duration.add(0.5)
+    fn.cold.add(0.2)
+    fx.instance(BUSY)
+    policy.observe_arrival(fx.pool, fx.at(0.01))
+    policy._account(fn)
+    for rate, slot, wait in zip(KAPPA_GRID, policy._ledger_slot, policy._ledger_wait, strict=True):
+        if rate < 1.0:
+            assert (slot, wait) == (pytest.approx(0.2 * 0.25), pytest.approx(0.2))
+        else:
+            assert (slot, wait) == (0.0, pytest.approx(0.25))
+    fx.close()
+
+
 @pytest.mark.parametrize(
     ("lead", "moves"),
     [
@@ -347,16 +367,22 @@ def test_fixed_rate_names(name: str, index: int) -> None:
     assert rate_name(index) == name and grid_index(KAPPA_GRID[index] * 1.2) == index
 
 
+def test_fixed_rate_names_have_one_spelling_per_grid_point() -> None:
+    assert make_policy("adaptive@12.8").name == make_policy("adaptive@13").name == "adaptive@13"
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("adaptive@0.1", "not on the grid"),
-        ("adaptive@-0.05", "not on the grid"),
-        ("adaptive@inf", "not on the grid"),
-        ("adaptive@fast", "not a number"),
+        ("adaptive@0.1", "'adaptive@0.1': exchange rate 0.1 is not within a factor 1.3"),
+        ("adaptive@-0.05", "not within a factor"),
+        ("adaptive@inf", "not within a factor"),
+        ("adaptive@fast", "'fast' is not a number"),
+        ("adaptive@", "no rate given"),
     ],
 )
 def test_fixed_rate_names_off_the_grid_are_refused(name: str, message: str) -> None:
+    """The message names the policy and why (tests match part of it)."""
     with pytest.raises(ValueError, match=message):
         make_policy(name)
 

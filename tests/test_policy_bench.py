@@ -57,5 +57,5 @@ def test_policy_lists_for_the_ablation_and_the_rate_sweep() -> None:
     ]
     with pytest.raises(ValueError, match="pick one"):
         bench.chosen_policies(None, ablation=True, rate_sweep=True)
-    with pytest.raises(ValueError, match="not on the grid"):
+    with pytest.raises(ValueError, match="not within a factor"):
         bench.chosen_policies("adaptive@0.1", ablation=False, rate_sweep=False)

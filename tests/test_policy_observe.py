@@ -30,7 +30,7 @@ def test_an_arrival_with_nothing_released_needs_a_new_instance() -> None:
 
 
 def test_releases_older_than_the_horizon_become_censored_samples() -> None:
-    gaps = GapTracker(horizon_s=100.0)
+    gaps = GapTracker(horizon_s=100.0, record_arrivals=True)
     gaps.release(0.0)
     gaps.release(50.0)
     gaps.arrival(120.0, queue_wait=0.02)  # the release at 0 is censored, the one at 50 reused
@@ -40,11 +40,22 @@ def test_releases_older_than_the_horizon_become_censored_samples() -> None:
 
 
 def test_arrivals_that_need_a_new_instance_are_kept_for_the_ledger() -> None:
-    gaps = GapTracker()
+    gaps = GapTracker(record_arrivals=True)
     gaps.arrival(0.0, queue_wait=0.01)
     gaps.arrival(0.1)
     assert gaps.new_instances == 2 and not gaps.samples
     assert gaps.drain() == [Arrival(None, 0.01), Arrival(None, math.inf)]
+
+
+def test_without_a_ledger_arrivals_do_not_pile_up() -> None:
+    gaps = GapTracker(horizon_s=100.0)
+    gaps.arrival(0.0)
+    gaps.release(0.1)
+    gaps.arrival(0.2)
+    gaps.release(0.3)
+    gaps.arrival(200.0)  # censors the release at 0.3
+    assert list(gaps.samples) == [pytest.approx(0.1), math.inf]
+    assert gaps.drain() == []
 
 
 def test_keeps_a_bounded_memory() -> None:

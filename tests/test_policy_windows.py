@@ -211,12 +211,21 @@ KAPPA = 0.5  # a cold start costs 2.0 of waiting + 0.5 * 0.15 of slot = 2.075
         (20.0, 3.0, 1.0 + COLD + 2.0 + COLD, 2.0),  # ... or cold start
         (None, 0.05, 0.0, 0.05),  # needed one more instance: queue
         (None, 3.0, COLD, 2.0),  # ... or start one
+        (None, 2.05, 0.0, 2.05),  # a longer wait than the cold start, but its slot costs more
+        (3.0, 2.05, 1.0, 2.05),  # (2.0 + 0.5 * 0.15 = 2.075 > 2.05): queue
         (math.inf, 0.05, 1.0 + COLD + 2.0 + COLD, 2.0),  # never reused: as gap_cost
     ],
 )
 def test_arrival_cost(gap: float | None, queue_wait: float, slot: float, wait: float) -> None:
     got = arrival_cost(PLAN, gap, queue_wait, COLD, 2.0, KAPPA)
     assert got == (pytest.approx(slot), pytest.approx(wait))
+
+
+def test_arrival_cost_the_rate_decides_between_queue_and_cold_start() -> None:
+    """A 2.05 s queue against a 2.0 s cold start: queue when slot time is dear, start an
+    instance when it is cheap."""
+    assert arrival_cost(PLAN, None, 2.05, COLD, 2.0, kappa=0.0) == (COLD, 2.0)
+    assert arrival_cost(PLAN, None, 2.05, COLD, 2.0, kappa=1.0) == (0.0, 2.05)
 
 
 def test_compress_groups_tight_clusters_and_keeps_the_tail() -> None:

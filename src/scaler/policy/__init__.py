@@ -56,7 +56,10 @@ def grid_index(rate: float) -> int:
         if abs(math.log(KAPPA_GRID[nearest] / rate)) <= math.log(_RATE_MATCH):
             return nearest
     grid = ", ".join(f"{k:.2g}" for k in KAPPA_GRID)
-    raise ValueError(f"exchange rate {rate:g} is not on the grid ({grid} s per GB·s)")
+    raise ValueError(
+        f"exchange rate {rate:g} is not within a factor {_RATE_MATCH:g} of a grid point "
+        f"({grid} waiting s per GB·s)"
+    )
 
 
 def make_policy(name: str = DEFAULT_POLICY) -> Policy:
@@ -67,11 +70,15 @@ def make_policy(name: str = DEFAULT_POLICY) -> Policy:
     if name.startswith(FIXED_RATE_PREFIX):
         text = name[len(FIXED_RATE_PREFIX) :]
         try:
-            rate = float(text)
-        except ValueError:
-            raise ValueError(f"{name!r}: {text!r} is not a number") from None
-        policy = AdaptivePolicy(Components(online_prices=False), fixed_index=grid_index(rate))
-        policy.name = name
+            index = grid_index(float(text))
+        except ValueError as err:
+            reason = str(err) if text.strip() else "no rate given"
+            if "could not convert" in reason:
+                reason = f"{text!r} is not a number"
+            raise ValueError(f"policy {name!r}: {reason}") from None
+        policy = AdaptivePolicy(Components(online_prices=False), fixed_index=index)
+        # One spelling per grid point, so results of adaptive@12.8 and adaptive@13 are one row.
+        policy.name = rate_name(index)
         return policy
     for prefix, value in ((ABLATION_PREFIX, False), (ADDITION_PREFIX, True)):
         if not name.startswith(prefix):

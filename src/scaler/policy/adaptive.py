@@ -117,6 +117,7 @@ class AdaptivePolicy(PlannedPolicy):
         super().__init__(precise_timers=c.precise_timers, prewarm_enabled=c.prewarm, **kwargs)
         #: Grid index used when online prices are off.
         self.fixed_index = fixed_index
+        self.records_arrivals = c.online_prices
         self.kappa_index = START_INDEX if c.online_prices else fixed_index
         self._selected_at = -math.inf
         #: What each grid rate's plans would have cost so far (slot GB·s, waiting seconds).
@@ -146,10 +147,10 @@ class AdaptivePolicy(PlannedPolicy):
         scores = self.counterfactual_scores()
         if scores:
             # Move only when another rate beats the current one by more than ``tolerance``:
-            # the ledger prices each gap alone (not the queueing inside bursts), so rates a
-            # fraction of a point apart are a tie, and every move re-plans every function's
-            # instances. Preferring the cheapest slot time among near-ties instead walked
-            # dataSet_1 to the longest keeps (48.5 against 50.0; docs/policies.md).
+            # the ledger prices each arrival alone (not the queue that forms behind the
+            # first), so rates a fraction of a point apart are a tie, and every move re-plans
+            # every function's instances. Preferring the cheapest slot time among near-ties
+            # instead walked dataSet_1 to the longest keeps (48.5 against 50.0).
             best = max(range(len(scores)), key=scores.__getitem__)
             if scores[best] > scores[self.kappa_index] + self.tolerance:
                 # One grid step at a time: the ledger is young early in a run, and functions
@@ -159,8 +160,8 @@ class AdaptivePolicy(PlannedPolicy):
 
     def counterfactual_scores(self) -> list[float]:
         """Score (0..100) the run so far would have had under each grid rate, by the ledger
-        of what each rate's plans cost on the gaps that actually happened; empty before any
-        execution was seen."""
+        of what each rate's plans cost on the arrivals that actually happened; empty before
+        any execution was seen."""
         e = self.prices.execution_s
         eg = self.prices.execution_gbs
         if e <= 0 or eg <= 0:

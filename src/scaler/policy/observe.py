@@ -62,10 +62,23 @@ class Release:
 class GapTracker:
     """Release-to-reuse gaps of one function, as the clairvoyant matching sees them."""
 
-    __slots__ = ("_new", "_stack", "fresh", "horizon_s", "new_instances", "samples", "total")
+    __slots__ = (
+        "_new",
+        "_stack",
+        "fresh",
+        "horizon_s",
+        "new_instances",
+        "record_arrivals",
+        "samples",
+        "total",
+    )
 
-    def __init__(self, horizon_s: float = 3600.0, keep_samples: int = 1024) -> None:
+    def __init__(
+        self, horizon_s: float = 3600.0, keep_samples: int = 1024, record_arrivals: bool = False
+    ) -> None:
         self.horizon_s = horizon_s
+        #: Keep every arrival for :meth:`drain` (only a policy with a ledger drains them).
+        self.record_arrivals = record_arrivals
         self._stack: deque[Release] = deque()
         self.samples: deque[float] = deque(maxlen=keep_samples)
         #: Samples added since the owner last recomputed what it derives from them.
@@ -77,12 +90,14 @@ class GapTracker:
 
     def _add(self, sample: float, queue_wait: float = math.inf) -> None:
         self.samples.append(sample)
-        self._new.append(Arrival(sample, queue_wait))
+        if self.record_arrivals:
+            self._new.append(Arrival(sample, queue_wait))
         self.fresh += 1
         self.total += 1
 
     def drain(self) -> list[Arrival]:
-        """Arrivals and censored releases since the last drain (for the ledger to price)."""
+        """Arrivals and censored releases since the last drain (for the ledger to price);
+        always empty unless ``record_arrivals``."""
         new, self._new = self._new, []
         return new
 
@@ -101,7 +116,8 @@ class GapTracker:
         self._censor(now)
         if not self._stack:
             self.new_instances += 1
-            self._new.append(Arrival(None, queue_wait))
+            if self.record_arrivals:
+                self._new.append(Arrival(None, queue_wait))
             return None
         release = self._stack.pop()
         self._add(max(0.0, now - release.at), queue_wait)

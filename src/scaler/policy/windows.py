@@ -262,7 +262,10 @@ def arrival_cost(
         return slot, wait
     a = plan.warm_from_s
     if a is not None and a - cold_s <= gap < a:
-        # The pre-warm is on its way (its slot time is spent anyway): the sooner wins.
+        # The pre-warm is on its way (its slot time is spent anyway): the sooner wins. If the
+        # busy instance wins, the pre-warmed one then idles until the next arrival or its
+        # window's end; that idle time is not charged here (an approximation: it is usually
+        # the instance the next arrival takes).
         return slot, min(wait, queue_wait)
     # A miss: the plan's cold start, or a place in the queue.
     return (slot - cold_s, queue_wait) if queue_is_cheaper else (slot, wait)
