@@ -70,12 +70,14 @@ def make_policy(name: str = DEFAULT_POLICY) -> Policy:
     if name.startswith(FIXED_RATE_PREFIX):
         text = name[len(FIXED_RATE_PREFIX) :]
         try:
-            index = grid_index(float(text))
-        except ValueError as err:
-            reason = str(err) if text.strip() else "no rate given"
-            if "could not convert" in reason:
-                reason = f"{text!r} is not a number"
+            rate = float(text)
+        except ValueError:
+            reason = f"{text!r} is not a number" if text.strip() else "no rate given"
             raise ValueError(f"policy {name!r}: {reason}") from None
+        try:
+            index = grid_index(rate)
+        except ValueError as err:
+            raise ValueError(f"policy {name!r}: {err}") from None
         policy = AdaptivePolicy(Components(online_prices=False), fixed_index=index)
         # One spelling per grid point, so results of adaptive@12.8 and adaptive@13 are one row.
         policy.name = rate_name(index)

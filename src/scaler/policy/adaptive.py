@@ -320,9 +320,7 @@ class AdaptivePolicy(PlannedPolicy):
         duration; with none, a request waits forever.
         """
         cold = self.cold_s(fn)
-        duration = fn.duration.mean
-        if duration is None:
-            duration = self.durations.get(cold)
+        duration = self.duration_s(fn)
         # A busy instance frees after a pessimistic duration (mean plus twice the deviation);
         # one already past it is in a long tail and gets as long again.
         slow = duration + 2.0 * fn.duration.dev

@@ -191,10 +191,15 @@ class PlannedPolicy(Policy):
         busy = pool.counts[BUSY]
         if busy <= 0:
             return math.inf
+        return self.duration_s(fn) / (busy + 1)
+
+    def duration_s(self, fn: FunctionState) -> float:
+        """Mean execution seconds of ``fn``; before its first, the mean over all functions
+        (and before any, its cold start: a request is assumed to take about as long)."""
         duration = fn.duration.mean
         if duration is None:
             duration = self.durations.get(self.cold_s(fn))
-        return duration / (busy + 1)
+        return duration
 
     def margin_s(self, fn: FunctionState) -> float:
         """Head start given to a pre-warm against jitter of the cold start."""
