@@ -11,7 +11,9 @@ the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall tim
 
 `--ablation` runs the default policy with each of its components switched off in turn;
 `--rate-sweep` runs it with its exchange rate fixed at each grid point (`adaptive@RATE`): the
-best of these is what a rate chosen once, in hindsight, for the whole run gets from these plans.
+best of these is what a rate chosen once, in hindsight, for the whole run gets from these plans;
+`--hindsight` runs them with every function's gaps known from the start as well
+(`hindsight@RATE`, bench/hindsight.py): the ceiling of these plans on the trace.
 Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
 policy), so runs with different options accumulate.
 """
@@ -28,10 +30,12 @@ from typing import Any
 
 from loguru import logger
 
+from bench.hindsight import hindsight_name, hindsight_policy, is_hindsight, whole_run_gaps
 from scaler.policy import (
     DEFAULT_POLICY,
     POLICIES,
     Components,
+    Policy,
     ablation_name,
     make_policy,
     rate_name,
@@ -77,13 +81,18 @@ def trace_loaders() -> dict[str, tuple[Loader | None, str]]:
 
 
 def run_one(
-    dataset: Dataset, policy: str, create_ms: float, rpc_latency_ms: float = 0.0
+    dataset: Dataset,
+    policy: str,
+    create_ms: float,
+    rpc_latency_ms: float = 0.0,
+    instance: Policy | None = None,
 ) -> dict[str, Any]:
-    """One fast-mode run, as a flat row of the table."""
+    """One fast-mode run of ``policy`` (by name, or ``instance`` under that name), as a flat
+    row of the table."""
     started = time.perf_counter()
     run = run_fast(
         dataset,
-        policy,
+        policy if instance is None else instance,
         latency=LatencyModel(create_ms=create_ms),
         rpc_latency_ms=rpc_latency_ms,
     )
@@ -210,19 +219,28 @@ def selected(names: str | None, known: list[str]) -> list[str]:
     return [n.strip() for n in names.split(",") if n.strip()]
 
 
-def chosen_policies(names: str | None, *, ablation: bool, rate_sweep: bool) -> list[str]:
-    """The policies to run: ``names`` (default: every registered one), or the ablation's or
-    the rate sweep's list (the reference first, for the targets). ValueError on a bad name."""
-    if ablation and rate_sweep:
-        raise ValueError("--ablation and --rate-sweep are separate runs: pick one")
+def chosen_policies(
+    names: str | None, *, ablation: bool, rate_sweep: bool, hindsight: bool = False
+) -> list[str]:
+    """The policies to run: ``names`` (default: every registered one), or the ablation's, the
+    rate sweep's or the hindsight sweep's list (the reference first, for the targets).
+    ValueError on a bad name."""
+    if ablation + rate_sweep + hindsight > 1:
+        raise ValueError("--ablation, --rate-sweep and --hindsight are separate runs: pick one")
+    grid = range(len(KAPPA_GRID))
     if ablation:
         policies = ["reference", DEFAULT_POLICY] + [ablation_name(c) for c in Components.names()]
     elif rate_sweep:
-        policies = ["reference", DEFAULT_POLICY] + [rate_name(i) for i in range(len(KAPPA_GRID))]
+        policies = ["reference", DEFAULT_POLICY] + [rate_name(i) for i in grid]
+    elif hindsight:
+        policies = ["reference", DEFAULT_POLICY] + [hindsight_name(i) for i in grid]
     else:
         policies = selected(names, list(POLICIES))
     for policy in policies:
-        make_policy(policy)
+        if is_hindsight(policy):
+            hindsight_policy(policy, {})
+        else:
+            make_policy(policy)
     return policies
 
 
@@ -237,10 +255,12 @@ def runs(
             print(f"skipping {trace}: {why}", file=sys.stderr)
             continue
         dataset = loader()
+        gaps = whole_run_gaps(dataset) if any(is_hindsight(p) for p in policies) else {}
         rows = []
         for policy in policies:
             print(f"{trace}: {policy} ...", file=sys.stderr, flush=True)
-            row = run_one(dataset, policy, create_ms, rpc_latency_ms)
+            instance = hindsight_policy(policy, gaps) if is_hindsight(policy) else None
+            row = run_one(dataset, policy, create_ms, rpc_latency_ms, instance)
             rows.append(
                 {"trace": trace, "createMs": create_ms, "rpcLatencyMs": rpc_latency_ms, **row}
             )
@@ -271,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the default policy, then at each fixed exchange rate (reference kept for targets)",
     )
+    parser.add_argument(
+        "--hindsight",
+        action="store_true",
+        help="the default policy's plans from the whole run's gaps, at each fixed rate",
+    )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT})")
     args = parser.parse_args(argv)
@@ -284,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown trace(s) {', '.join(unknown)} (known: {', '.join(known_traces)})")
     try:
         policies = chosen_policies(
-            args.policies, ablation=args.ablation, rate_sweep=args.rate_sweep
+            args.policies,
+            ablation=args.ablation,
+            rate_sweep=args.rate_sweep,
+            hindsight=args.hindsight,
         )
     except ValueError as err:
         parser.error(str(err))

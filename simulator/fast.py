@@ -10,7 +10,7 @@ import attrs
 
 from scaler.clock import LoopClock
 from scaler.platform import PlatformClient
-from scaler.policy import DEFAULT_POLICY, make_policy
+from scaler.policy import DEFAULT_POLICY, Policy, make_policy
 from scaler.scheduler import Scheduler
 from scaler.server import ScalerServicer
 from scaler.states import Journal
@@ -37,7 +37,7 @@ class FastRun:
 
 async def _run(
     dataset: Dataset,
-    policy_name: str,
+    policy: str | Policy,
     latency: LatencyModel,
     faults: FaultSpec,
     seed: int,
@@ -50,7 +50,9 @@ async def _run(
     service = PlatformService(dataset.metas, latency, faults, seed)
     platform = PlatformClient(InProcessPlatformStub(service, rpc_latency_ms / 1000.0))
     clock = LoopClock(loop, epoch_at_zero=dataset.start_ms / 1000.0 - loop.time())
-    scheduler = Scheduler(platform, make_policy(policy_name), clock, journal)
+    if isinstance(policy, str):
+        policy = make_policy(policy)
+    scheduler = Scheduler(platform, policy, clock, journal)
     scheduler.start_gc()
     transport = ServicerTransport(ScalerServicer(scheduler), rpc_latency_ms / 1000.0)
     replayer = Replayer(dataset, transport, service.ledger, progress=progress, timeline=timeline)
@@ -69,7 +71,7 @@ async def _run(
 
 def run_fast(
     dataset: Dataset,
-    policy: str = DEFAULT_POLICY,
+    policy: str | Policy = DEFAULT_POLICY,
     *,
     latency: LatencyModel | None = None,
     faults: FaultSpec | None = None,
@@ -79,7 +81,8 @@ def run_fast(
     timeline: Timeline | None = None,
     rpc_latency_ms: float = 0.0,
 ) -> FastRun:
-    """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``.
+    """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``
+    (a name, or a fresh policy object for this run only: policies keep state).
 
     ``rpc_latency_ms`` charges every RPC a network round trip, as wire mode pays: the
     replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot.

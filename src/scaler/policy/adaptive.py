@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from scaler.policy.base import ColdStartDecision
+from scaler.policy.observe import GapTracker
 from scaler.policy.planned import FunctionState, PlannedPolicy
 from scaler.policy.windows import (
     WindowPlan,
@@ -212,12 +213,18 @@ class AdaptivePolicy(PlannedPolicy):
         keep = break_even_s(self.cold_s(fn), kappa, self.miss_wait_s(fn))
         return WindowPlan(keep_s=min(keep, self.horizon_s))
 
+    def gap_source(self, fn: FunctionState) -> GapTracker:
+        """The gaps ``fn``'s plans are drawn from: its own, learned online (the hindsight
+        benchmark, ``bench/hindsight.py``, substitutes the whole run's to find the ceiling
+        of these plans)."""
+        return fn.gaps
+
     def plan_at(self, fn: FunctionState, index: int) -> tuple[WindowPlan, float, float] | None:
         """The function's plan at grid rate ``index`` and what it costs per gap (slot
         seconds, waiting seconds); None while too few gaps were seen. Cached until the
         gaps, the cold start or the miss cost change."""
         c = self.components
-        gaps = fn.gaps
+        gaps = self.gap_source(fn)
         if not c.learned_windows or gaps.count < self.min_samples:
             return None
         cold = self.cold_s(fn)

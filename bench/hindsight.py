@@ -1,0 +1,81 @@
+"""The ceiling of the default policy's plans on a trace: `python -m bench.policies --hindsight`.
+
+The default policy learns each function's release-to-reuse gaps online and picks its
+exchange rate online. ``hindsight@RATE`` removes both handicaps: every function's plans are
+drawn from the *whole run's* gaps from its first request on (the clairvoyant matching of
+:class:`~scaler.policy.observe.GapTracker`, fed the trace in time order with each request
+ending at its arrival plus its duration), at a rate fixed for the run. Timing stays online:
+the plans know the distribution of the gaps, not when each one ends.
+
+The best ``hindsight@RATE`` row of a trace is what keep-alive / pre-warm window plans can
+reach there at best; a target above it needs a different kind of decision, not tuning
+(docs/policies.md, "dataSet_1: the target is out of reach").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from scaler.policy import Components, grid_index
+from scaler.policy.adaptive import KAPPA_GRID, AdaptivePolicy
+from scaler.policy.observe import GapTracker
+from scaler.policy.planned import FunctionState
+from simulator.dataset import Dataset
+
+HINDSIGHT_PREFIX = "hindsight@"
+#: Release before arrival at the same millisecond: the instance freed then serves it.
+_RELEASE, _ARRIVAL = 0, 1
+
+
+def whole_run_gaps(dataset: Dataset, horizon_s: float = 3600.0) -> dict[str, GapTracker]:
+    """Per function, a tracker holding every gap of the run (releases unused for longer
+    than ``horizon_s`` are censored, as online)."""
+    events: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for request in dataset.requests:
+        start = request.start_ms / 1000.0
+        events[request.key].append((start, _ARRIVAL))
+        events[request.key].append((start + request.duration_ms / 1000.0, _RELEASE))
+    trackers = {}
+    for key, timeline in events.items():
+        timeline.sort()
+        tracker = GapTracker(horizon_s, keep_samples=len(timeline))
+        for at, kind in timeline:
+            if kind == _RELEASE:
+                tracker.release(at)
+            else:
+                tracker.arrival(at)
+        trackers[key] = tracker
+    return trackers
+
+
+class HindsightPolicy(AdaptivePolicy):
+    """The default policy at a fixed rate, planning from the whole run's gaps (see the
+    module docstring). Bench only: it needs the trace before the run."""
+
+    def __init__(self, gaps: dict[str, GapTracker], index: int) -> None:
+        super().__init__(Components(online_prices=False), fixed_index=index)
+        self.hindsight = gaps
+        self.name = hindsight_name(index)
+
+    def gap_source(self, fn: FunctionState) -> GapTracker:
+        return self.hindsight.get(fn.key, fn.gaps)
+
+
+def hindsight_name(index: int) -> str:
+    """``hindsight@RATE`` for grid point ``index`` (spelled as ``adaptive@RATE``)."""
+    return f"{HINDSIGHT_PREFIX}{KAPPA_GRID[index]:.2g}"
+
+
+def is_hindsight(name: str) -> bool:
+    return name.startswith(HINDSIGHT_PREFIX)
+
+
+def hindsight_policy(name: str, gaps: dict[str, GapTracker]) -> HindsightPolicy:
+    """A fresh ``hindsight@RATE`` policy over ``gaps`` (:func:`whole_run_gaps`);
+    ValueError for a rate off the grid."""
+    text = name[len(HINDSIGHT_PREFIX) :]
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ValueError(f"policy {name!r}: {text!r} is not a rate") from None
+    return HindsightPolicy(gaps, grid_index(rate))
