@@ -1,4 +1,4 @@
-"""The ceiling of the default policy's plans on a trace: `python -m bench.policies --hindsight`.
+"""The default's plans with the whole run's gaps known: `python -m bench.policies --hindsight`.
 
 The default policy learns each function's release-to-reuse gaps online and picks its
 exchange rate online. ``hindsight@RATE`` removes both handicaps: every function's plans are
@@ -7,8 +7,9 @@ drawn from the *whole run's* gaps from its first request on (the clairvoyant mat
 ending at its arrival plus its duration), at a rate fixed for the run. Timing stays online:
 the plans know the distribution of the gaps, not when each one ends.
 
-The best ``hindsight@RATE`` row of a trace is what keep-alive / pre-warm window plans can
-reach there at best; a target above it needs a different kind of decision, not tuning
+The best ``hindsight@RATE`` row of a trace is a reference point for what keep-alive /
+pre-warm window plans reach there, not a bound: plans that follow the phases of a run (a
+recent window, a rate that moves) are of the same kind and may do better or worse
 (docs/policies.md, "dataSet_1: the target is out of reach").
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from scaler.policy import Components, grid_index
+from scaler.policy import Components, rate_index
 from scaler.policy.adaptive import KAPPA_GRID, AdaptivePolicy
 from scaler.policy.observe import GapTracker
 from scaler.policy.planned import FunctionState
@@ -28,22 +29,24 @@ _RELEASE, _ARRIVAL = 0, 1
 
 
 def whole_run_gaps(dataset: Dataset, horizon_s: float = 3600.0) -> dict[str, GapTracker]:
-    """Per function, a tracker holding every gap of the run (releases unused for longer
-    than ``horizon_s`` are censored, as online)."""
-    events: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    """Per function, a tracker holding every gap of the run: releases unused for longer
+    than ``horizon_s`` are censored, as online; those still unused when the trace ends are
+    left out (online they would be censored an hour later)."""
+    # Whole milliseconds, so a release and an arrival at the same instant tie exactly (in
+    # float seconds 0.1 + 0.2 > 0.3).
+    events: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for request in dataset.requests:
-        start = request.start_ms / 1000.0
-        events[request.key].append((start, _ARRIVAL))
-        events[request.key].append((start + request.duration_ms / 1000.0, _RELEASE))
+        events[request.key].append((request.start_ms, _ARRIVAL))
+        events[request.key].append((request.start_ms + request.duration_ms, _RELEASE))
     trackers = {}
     for key, timeline in events.items():
         timeline.sort()
         tracker = GapTracker(horizon_s, keep_samples=len(timeline))
-        for at, kind in timeline:
+        for at_ms, kind in timeline:
             if kind == _RELEASE:
-                tracker.release(at)
+                tracker.release(at_ms / 1000.0)
             else:
-                tracker.arrival(at)
+                tracker.arrival(at_ms / 1000.0)
         trackers[key] = tracker
     return trackers
 
@@ -73,9 +76,4 @@ def is_hindsight(name: str) -> bool:
 def hindsight_policy(name: str, gaps: dict[str, GapTracker]) -> HindsightPolicy:
     """A fresh ``hindsight@RATE`` policy over ``gaps`` (:func:`whole_run_gaps`);
     ValueError for a rate off the grid."""
-    text = name[len(HINDSIGHT_PREFIX) :]
-    try:
-        rate = float(text)
-    except ValueError:
-        raise ValueError(f"policy {name!r}: {text!r} is not a rate") from None
-    return HindsightPolicy(gaps, grid_index(rate))
+    return HindsightPolicy(gaps, rate_index(name, HINDSIGHT_PREFIX))

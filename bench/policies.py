@@ -13,7 +13,7 @@ the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall tim
 `--rate-sweep` runs it with its exchange rate fixed at each grid point (`adaptive@RATE`): the
 best of these is what a rate chosen once, in hindsight, for the whole run gets from these plans;
 `--hindsight` runs them with every function's gaps known from the start as well
-(`hindsight@RATE`, bench/hindsight.py): the ceiling of these plans on the trace.
+(`hindsight@RATE`, bench/hindsight.py): a reference point for these plans on the trace.
 Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
 policy), so runs with different options accumulate.
 """
@@ -81,27 +81,24 @@ def trace_loaders() -> dict[str, tuple[Loader | None, str]]:
 
 
 def run_one(
-    dataset: Dataset,
-    policy: str,
-    create_ms: float,
-    rpc_latency_ms: float = 0.0,
-    instance: Policy | None = None,
+    dataset: Dataset, policy: str | Policy, create_ms: float, rpc_latency_ms: float = 0.0
 ) -> dict[str, Any]:
-    """One fast-mode run of ``policy`` (by name, or ``instance`` under that name), as a flat
-    row of the table."""
+    """One fast-mode run of ``policy`` (a name, or a fresh policy object), as a flat row of
+    the table."""
+    name = policy if isinstance(policy, str) else policy.name
     started = time.perf_counter()
     run = run_fast(
         dataset,
-        policy if instance is None else instance,
+        policy,
         latency=LatencyModel(create_ms=create_ms),
         rpc_latency_ms=rpc_latency_ms,
     )
     wall = time.perf_counter() - started
     record = build_record(
-        dataset, run.totals, record_id=policy, oracle=oracle_score(dataset, create_ms=create_ms)
+        dataset, run.totals, record_id=name, oracle=oracle_score(dataset, create_ms=create_ms)
     )
     return {
-        "policy": policy,
+        "policy": name,
         "score": record["score"],
         "slotHalf": record["scoreSlotHalf"],
         "latencyHalf": record["scoreLatencyHalf"],
@@ -259,8 +256,8 @@ def runs(
         rows = []
         for policy in policies:
             print(f"{trace}: {policy} ...", file=sys.stderr, flush=True)
-            instance = hindsight_policy(policy, gaps) if is_hindsight(policy) else None
-            row = run_one(dataset, policy, create_ms, rpc_latency_ms, instance)
+            chosen = hindsight_policy(policy, gaps) if is_hindsight(policy) else policy
+            row = run_one(dataset, chosen, create_ms, rpc_latency_ms)
             rows.append(
                 {"trace": trace, "createMs": create_ms, "rpcLatencyMs": rpc_latency_ms, **row}
             )

@@ -62,22 +62,28 @@ def grid_index(rate: float) -> int:
     )
 
 
+def rate_index(name: str, prefix: str) -> int:
+    """The grid index of the rate in ``name`` (``prefix`` then a rate, e.g.
+    ``adaptive@0.05``); ValueError naming the policy when it is not a grid point."""
+    text = name[len(prefix) :]
+    try:
+        rate = float(text)
+    except ValueError:
+        reason = f"{text!r} is not a number" if text.strip() else "no rate given"
+        raise ValueError(f"policy {name!r}: {reason}") from None
+    try:
+        return grid_index(rate)
+    except ValueError as err:
+        raise ValueError(f"policy {name!r}: {err}") from None
+
+
 def make_policy(name: str = DEFAULT_POLICY) -> Policy:
     """A fresh policy by name; unknown names list the known ones."""
     factory = POLICIES.get(name)
     if factory is not None:
         return factory()
     if name.startswith(FIXED_RATE_PREFIX):
-        text = name[len(FIXED_RATE_PREFIX) :]
-        try:
-            rate = float(text)
-        except ValueError:
-            reason = f"{text!r} is not a number" if text.strip() else "no rate given"
-            raise ValueError(f"policy {name!r}: {reason}") from None
-        try:
-            index = grid_index(rate)
-        except ValueError as err:
-            raise ValueError(f"policy {name!r}: {err}") from None
+        index = rate_index(name, FIXED_RATE_PREFIX)
         policy = AdaptivePolicy(Components(online_prices=False), fixed_index=index)
         # One spelling per grid point, so results of adaptive@12.8 and adaptive@13 are one row.
         policy.name = rate_name(index)
@@ -114,5 +120,6 @@ __all__ = [
     "ablation_name",
     "grid_index",
     "make_policy",
+    "rate_index",
     "rate_name",
 ]

@@ -215,8 +215,8 @@ class AdaptivePolicy(PlannedPolicy):
 
     def gap_source(self, fn: FunctionState) -> GapTracker:
         """The gaps ``fn``'s plans are drawn from: its own, learned online (the hindsight
-        benchmark, ``bench/hindsight.py``, substitutes the whole run's to find the ceiling
-        of these plans)."""
+        benchmark, ``bench/hindsight.py``, substitutes the whole run's, to see what these
+        plans reach with the distribution known in advance)."""
         return fn.gaps
 
     def plan_at(self, fn: FunctionState, index: int) -> tuple[WindowPlan, float, float] | None:
