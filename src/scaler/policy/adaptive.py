@@ -54,9 +54,10 @@ if TYPE_CHECKING:
 
 #: Exchange rates the policy chooses from (waiting seconds per GB·s), a factor 4 apart.
 KAPPA_GRID: tuple[float, ...] = tuple(0.0125 * 4.0**i for i in range(-3, 6))
-#: Where the rate starts, and the fixed rate with ``online_prices`` off (0.2 s per GB·s).
-START_INDEX = 5
-FIXED_INDEX = 5
+#: Where the rate starts, and the fixed rate with ``online_prices`` off (3.2 s per GB·s:
+#: the best fixed rate on three of the four benchmark traces; docs/policies.md).
+START_INDEX = 7
+FIXED_INDEX = 7
 
 
 @attrs.frozen
