@@ -10,7 +10,7 @@ the plans know the distribution of the gaps, not when each one ends.
 The best ``hindsight@RATE`` row of a trace is a reference point for what keep-alive /
 pre-warm window plans reach there, not a bound: plans that follow the phases of a run (a
 recent window, a rate that moves) are of the same kind and may do better or worse
-(docs/policies.md, "dataSet_1: the target is out of reach").
+(docs/policies.md, "dataSet_1: why the target is out of reach for these plans").
 """
 
 from __future__ import annotations
