@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from scaler.policy import Components, rate_index
-from scaler.policy.adaptive import KAPPA_GRID, AdaptivePolicy
+from scaler.policy import Components, rate_index, rate_name
+from scaler.policy.adaptive import AdaptivePolicy
 from scaler.policy.observe import GapTracker
 from scaler.policy.planned import FunctionState
 from simulator.dataset import Dataset
@@ -66,7 +66,7 @@ class HindsightPolicy(AdaptivePolicy):
 
 def hindsight_name(index: int) -> str:
     """``hindsight@RATE`` for grid point ``index`` (spelled as ``adaptive@RATE``)."""
-    return f"{HINDSIGHT_PREFIX}{KAPPA_GRID[index]:.2g}"
+    return rate_name(index, HINDSIGHT_PREFIX)
 
 
 def is_hindsight(name: str) -> bool:

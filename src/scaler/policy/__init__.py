@@ -44,9 +44,10 @@ def ablation_name(*components: str) -> str:
     return ADDITION_PREFIX + ",".join(components)
 
 
-def rate_name(index: int) -> str:
-    """``adaptive@RATE`` for grid point ``index``, with the rate in 2 significant digits."""
-    return f"{FIXED_RATE_PREFIX}{KAPPA_GRID[index]:.2g}"
+def rate_name(index: int, prefix: str = FIXED_RATE_PREFIX) -> str:
+    """``adaptive@RATE`` (or ``prefix`` then the rate) for grid point ``index``, with the
+    rate in 2 significant digits."""
+    return f"{prefix}{KAPPA_GRID[index]:.2g}"
 
 
 def grid_index(rate: float) -> int:
