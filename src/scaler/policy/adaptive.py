@@ -182,9 +182,8 @@ class AdaptivePolicy(PlannedPolicy):
         cold = self.cold_s(fn)
         miss_wait = self.miss_wait_s(fn)
         for i in range(len(KAPPA_GRID)):
-            kappa = KAPPA_GRID[i] * fn.gb
-            point = self.plan_at(fn, i)
-            plan = point[0] if point is not None else self._prior_plan(fn, i)
+            kappa = self.kappa_at(fn, i)
+            plan = self.plan_for(fn, i)
             slot = 0.0
             wait = 0.0
             for arrival in arrivals:
@@ -198,19 +197,26 @@ class AdaptivePolicy(PlannedPolicy):
 
     def kappa(self, fn: FunctionState, now: float) -> float:
         """Waiting seconds worth one second of this function's idle instance."""
-        return KAPPA_GRID[self.select_rate(now)] * fn.gb
+        return self.kappa_at(fn, self.select_rate(now))
+
+    @staticmethod
+    def kappa_at(fn: FunctionState, index: int) -> float:
+        """The same at grid rate ``index``."""
+        return KAPPA_GRID[index] * fn.gb
 
     # -- windows ---------------------------------------------------------------------------
     def window(self, fn: FunctionState, now: float) -> WindowPlan:
-        index = self.select_rate(now)
-        point = self.plan_at(fn, index)
-        plan = point[0] if point is not None else self._prior_plan(fn, index)
-        fn.plan = plan
+        plan = fn.plan = self.plan_for(fn, self.select_rate(now))
         return plan
+
+    def plan_for(self, fn: FunctionState, index: int) -> WindowPlan:
+        """The plan at grid rate ``index``: learned, or the prior before enough gaps."""
+        point = self.plan_at(fn, index)
+        return point[0] if point is not None else self._prior_plan(fn, index)
 
     def _prior_plan(self, fn: FunctionState, index: int) -> WindowPlan:
         """Before enough gaps: keep for the ski-rental break-even time."""
-        kappa = KAPPA_GRID[index] * fn.gb
+        kappa = self.kappa_at(fn, index)
         keep = break_even_s(self.cold_s(fn), kappa, self.miss_wait_s(fn))
         return WindowPlan(keep_s=min(keep, self.horizon_s))
 
@@ -247,7 +253,7 @@ class AdaptivePolicy(PlannedPolicy):
                 weights,
                 censored,
                 cold,
-                KAPPA_GRID[index] * fn.gb,
+                self.kappa_at(fn, index),
                 miss_wait_s=miss_wait,
                 prewarm=c.prewarm,
                 two_phase=c.two_phase,
