@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build proto test lint format run bench bench-rpc bench-load bench-faults clean
+.PHONY: build proto test lint format run bench bench-foresight bench-rpc bench-load bench-faults clean
 
 build: $(STAMP) proto
 	@chmod +x scaler run.sh
@@ -34,6 +34,10 @@ run: build
 
 bench: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.policies
+
+bench-foresight: build
+	PYTHONPATH=src:. $(BIN)/python -m bench.foresight
+	PYTHONPATH=src:. $(BIN)/python -m bench.foresight --create-ms 500
 
 bench-rpc: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.rpc

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -142,7 +142,18 @@ def oracle_score(dataset: Dataset, create_ms: float = DEFAULT_CREATE_MS) -> dict
 
 
 def _oracle_slot_ms(requests: Iterable[tuple[int, int]], cold_ms: float) -> float:
-    """Slot ms of one function's ``(start, duration)`` requests, sorted by start.
+    """Slot ms of one function's ``(start, duration)`` requests, sorted by start."""
+    slot_ms = 0.0
+    for _, duration, gap in reuse_gaps(requests):
+        slot_ms += (cold_ms if gap is None else min(gap, cold_ms)) + duration
+    return slot_ms
+
+
+def reuse_gaps(requests: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int, int | None]]:
+    """``(start, duration, gap)`` for one function's ``(start, duration)`` requests, sorted
+    by start: ``gap`` is how long the instance that serves the request was idle, reusing
+    the latest-freed idle instance (see :func:`oracle_score`), or None when none is idle and
+    the request needs a new instance.
 
     ``busy`` is a min-heap of the free times of busy instances; ``free`` holds the free times
     of idle instances in ascending order (instances leave ``busy`` in free-time order, and all
@@ -150,14 +161,11 @@ def _oracle_slot_ms(requests: Iterable[tuple[int, int]], cold_ms: float) -> floa
     """
     busy: list[int] = []
     free: list[int] = []
-    slot_ms = 0.0
     for start, duration in requests:
         while busy and busy[0] <= start:
             free.append(heapq.heappop(busy))
-        slot_ms += min(start - free.pop(), cold_ms) if free else cold_ms
-        slot_ms += duration
+        yield start, duration, (start - free.pop() if free else None)
         heapq.heappush(busy, start + duration)
-    return slot_ms
 
 
 # --------------------------------------------------------------------------------------------

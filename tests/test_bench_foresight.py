@@ -1,0 +1,128 @@
+"""``bench.foresight``: the score of a scaler that cannot time wake-ups after a long quiet."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench import foresight
+from simulator.dataset import Dataset, FunctionMeta, Request
+from simulator.score import oracle_score
+
+
+def dataset(
+    requests: list[tuple[int, str, int]], memory_mb: int = 1024, init_ms: int = 0
+) -> Dataset:
+    """(start ms, key, duration ms) -> a dataset whose functions share memory and init."""
+    keys = sorted({key for _, key, _ in requests})
+    return Dataset(
+        name="hand",
+        meta_path="-",
+        request_path="-",
+        metas={key: FunctionMeta(key, "go", memory_mb, 60, init_ms) for key in keys},
+        requests=[Request(start, key, duration, 200) for start, key, duration in sorted(requests)],
+    )
+
+
+def test_a_miss_is_cheaper_than_keeping_through_a_long_quiet() -> None:
+    # 1 GB, cold = 100 ms. The 5 s gap before the second request is a surprise at quiet 1 s.
+    # Keeping through it: slot 0.1 + 0.1 + 5.0 + 0.1 = 5.3 GB·s, no waiting: 51.89.
+    # Destroying at once: slot 0.1 + 0.1 + 0.1 + 0.1 = 0.4 GB·s, 0.1 s waiting: 58.33.
+    ds = dataset([(0, "f", 100), (5100, "f", 100)])
+    bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=1.0)
+    assert bound.surprises == 1
+    assert bound.slot_gbs == pytest.approx(0.4)
+    assert bound.waiting_s == pytest.approx(0.1)
+    assert bound.score == pytest.approx(50 * 0.2 / 0.4 + 50 * 0.2 / 0.3)
+    assert bound.keep_s == {"f": 0}
+
+
+def test_keeping_wins_when_the_quiet_is_short_and_the_cold_start_long() -> None:
+    # Cold = 2 s; the 1.1 s gap (quiet 1.2 s) is a surprise at quiet 1 s: keep through it.
+    ds = dataset([(0, "f", 100), (1200, "f", 100)], init_ms=1900)
+    bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=1.0)
+    assert bound.surprises == 1
+    assert bound.waiting_s == 0.0
+    assert bound.slot_gbs == pytest.approx(2.0 + 0.1 + 1.1 + 0.1)
+    assert bound.keep_s["f"] >= 1.1
+
+
+def test_a_quiet_shorter_than_the_threshold_is_foreseen() -> None:
+    ds = dataset([(0, "f", 100), (5100, "f", 100)])
+    bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=10.0)
+    assert bound.surprises == 0
+    assert bound.score == pytest.approx(oracle_score(ds, create_ms=100.0)["oracleScore"])
+
+
+def test_a_timer_is_a_surprise_only_until_its_period_repeats() -> None:
+    # A 30 s timer with 2 ms of jitter: the first wake-up after 30 s is a surprise, the
+    # next ones repeat it; a quiet of 45 s does not.
+    starts = [0, 30_000, 60_002, 90_001, 135_001]
+    ds = dataset([(s, "timer", 10) for s in starts])
+    assert foresight.foresight_bound(ds, create_ms=100.0, quiet_s=10.0).surprises == 2
+    strict = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=10.0, repeat_ms=0.0)
+    assert strict.surprises == 4
+
+
+def test_a_first_request_late_in_the_trace_is_a_surprise() -> None:
+    ds = dataset([(0, "early", 10), (20_000, "late", 10)])
+    bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=10.0)
+    assert bound.surprises == 1
+    assert bound.waiting_s == pytest.approx(0.1)
+
+
+def test_each_function_gets_its_own_keep_alive() -> None:
+    # "small" has a cheap instance and a long cold start: keep it; "big" the opposite.
+    requests = [(0, "small", 100), (3000, "small", 100), (0, "big", 100), (60_000, "big", 100)]
+    metas = {
+        "small": FunctionMeta("small", "go", 64, 60, 3000),
+        "big": FunctionMeta("big", "go", 4096, 60, 0),
+    }
+    ds = Dataset(
+        name="hand",
+        meta_path="-",
+        request_path="-",
+        metas=metas,
+        requests=[Request(s, k, d, 200) for s, k, d in sorted(requests)],
+    )
+    bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=1.0)
+    assert bound.keep_s["small"] >= 2.9
+    assert bound.keep_s["big"] < 60
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    requests=st.lists(
+        st.tuples(st.integers(0, 120_000), st.sampled_from("fgh"), st.integers(1, 5_000)),
+        min_size=1,
+        max_size=25,
+    ),
+    quiet_s=st.sampled_from([0.5, 2.0, 10.0, 60.0]),
+    init_ms=st.integers(0, 2_000),
+)
+def test_never_above_the_oracle_and_equal_to_it_without_surprises(
+    requests: list[tuple[int, str, int]], quiet_s: float, init_ms: int
+) -> None:
+    ds = dataset(requests, init_ms=init_ms)
+    oracle = oracle_score(ds, create_ms=100.0)["oracleScore"]
+    assert foresight.foresight_bound(ds, 100.0, quiet_s).score <= oracle + 1e-9
+    assert foresight.foresight_bound(ds, 100.0, math.inf).score == pytest.approx(oracle)
+
+
+def test_cli_prints_a_row_per_threshold_and_rejects_bad_thresholds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    no_results = ["--results", str(tmp_path / "absent.json")]
+    assert foresight.main(["--traces", "builtin", "--quiet", "10,inf", *no_results]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [row[:2] for row in rows] == [["builtin", "10"], ["builtin", "inf"]]
+    assert float(rows[0][2]) <= float(rows[1][2])
+    assert rows[0][3] == "-"  # no reference run to take a target from
+    for bad in ("0", "soon"):
+        with pytest.raises(SystemExit) as exit_info:
+            foresight.main(["--traces", "builtin", "--quiet", bad, *no_results])
+        assert exit_info.value.code == 2
