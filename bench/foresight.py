@@ -17,16 +17,20 @@ latest-freed idle instance (:func:`simulator.score.reuse_gaps`):
 - a surprise is served by the idle instance if it was kept through the gap, at ``gap`` of
   slot time; otherwise the instance was destroyed after a keep-alive of ``keep`` and the
   request waits ``cold`` for a new one, at ``keep + cold`` of slot time. A surprise with no
-  idle instance waits ``cold`` at ``cold`` of slot time.
+  idle instance waits ``cold`` at ``cold`` of slot time. When it is missed and none of the
+  function's instances is busy, the requests that arrive during that cold start wait for
+  its end too (no instance can be ready earlier: none was started for the surprise).
 
 ``keep`` is chosen per function, in hindsight, from :data:`KEEP_GRID`, to maximise the run's
-score. Everything else is optimistic: waiting is ``cold`` exactly (a real miss also queues the
-requests that come during the cold start), Assign and Idle cost nothing, pre-warms are timed
-to the millisecond, and an instance costs nothing after its last request. So no scaler that
-cannot time a wake-up after ``quiet_s`` of quiet scores more than this, except by queueing
-requests on busy instances (trading waiting for slot time, which the oracle does not do) or by
-keeping uninitialised slots shared between functions of the same memory size; on traces where
-functions wake together, as in dataSet_1, a shared slot costs what a kept instance costs.
+score. Everything else is optimistic: a missed surprise costs only the waiting above (the
+requests behind it get new instances the moment the cold start ends), Assign and Idle cost
+nothing, pre-warms are timed to the millisecond, a surprise's followers are served as if
+foreseen when it was kept, and an instance costs nothing after its last request. So no
+scaler that cannot time a wake-up after ``quiet_s`` of quiet (other than a repeat) scores
+more than this, except by queueing requests on busy instances (trading waiting for slot time,
+which the oracle does not do) or by keeping uninitialised slots shared between functions of
+the same memory size; where functions wake together, as in dataSet_1, a shared slot costs
+what a kept instance costs.
 With ``quiet_s`` = infinity every arrival is foreseen and the bound is the oracle.
 """
 
@@ -96,11 +100,11 @@ def function_costs(
     number of surprises. ``origin_ms`` is the trace's start: a first request that late or
     later is a surprise too."""
     foreseen_ms = 0.0
-    missed_new = 0
-    surprise_gaps: list[int] = []
+    surprises: list[tuple[float, float]] = []  # (gap, or inf for a new instance; miss wait)
     long_quiets: deque[int] = deque(maxlen=REPEAT_MEMORY)
     previous = origin_ms
-    for start, duration, gap in reuse_gaps(requests):
+    busy_until = origin_ms
+    for index, (start, duration, gap) in enumerate(reuse_gaps(requests)):
         quiet = start - previous
         previous = start
         surprise = quiet >= quiet_ms and not repeats(long_quiets, quiet, repeat_ms)
@@ -109,21 +113,39 @@ def function_costs(
         foreseen_ms += duration
         if not surprise:
             foreseen_ms += cold_ms if gap is None else min(gap, cold_ms)
-        elif gap is None:
-            missed_new += 1
         else:
-            surprise_gaps.append(gap)
-    surprise_gaps.sort()
-    below = [0, *accumulate(surprise_gaps)]  # below[i]: sum of the i shortest gaps
+            # Nothing started before the surprise, and nothing busy frees meanwhile: the
+            # requests that follow it within a cold start wait for the end of one too.
+            queued = 0.0 if busy_until > start else queued_ms(requests, index, cold_ms)
+            surprises.append((math.inf if gap is None else gap, cold_ms + queued))
+        busy_until = max(busy_until, start + duration)
+    surprises.sort()
+    gaps = [gap for gap, _ in surprises]
+    below = [0.0, *accumulate(gaps)]  # below[i]: sum of the i shortest gaps
+    waits_from = [*accumulate((wait for _, wait in reversed(surprises)), initial=0.0)][::-1]
+    idle = bisect.bisect_left(gaps, math.inf)  # surprises with an idle instance to keep
     slot_ms, waiting_ms = [], []
     for keep_s in KEEP_GRID:
-        kept = bisect.bisect_right(surprise_gaps, keep_s * MS_PER_S)
-        missed = len(surprise_gaps) - kept + missed_new
-        lost = 0.0 if math.isinf(keep_s) else (len(surprise_gaps) - kept) * keep_s * MS_PER_S
+        kept = min(bisect.bisect_right(gaps, keep_s * MS_PER_S), idle)
+        missed = len(gaps) - kept
+        destroyed = idle - kept
+        lost = 0.0 if math.isinf(keep_s) else destroyed * keep_s * MS_PER_S
         slot_ms.append(foreseen_ms + below[kept] + lost + missed * cold_ms)
-        waiting_ms.append(missed * cold_ms)
+        waiting_ms.append(waits_from[kept])
     costs = FunctionCosts(key, memory_mb / MB_PER_GB, slot_ms, waiting_ms)
-    return costs, len(surprise_gaps) + missed_new
+    return costs, len(surprises)
+
+
+def queued_ms(requests: Sequence[tuple[int, int]], index: int, cold_ms: float) -> float:
+    """Waiting of the requests after ``requests[index]`` that arrive before a cold start
+    begun at its arrival could be ready."""
+    ready = requests[index][0] + cold_ms
+    total = 0.0
+    for start, _ in requests[index + 1 :]:
+        if start >= ready:
+            break
+        total += ready - start
+    return total
 
 
 def repeats(earlier: Iterable[int], quiet: int, within_ms: float) -> bool:

@@ -126,3 +126,26 @@ def test_cli_prints_a_row_per_threshold_and_rejects_bad_thresholds(
         with pytest.raises(SystemExit) as exit_info:
             foresight.main(["--traces", "builtin", "--quiet", bad, *no_results])
         assert exit_info.value.code == 2
+
+
+def miss_wait_ms(requests: list[tuple[int, int]], quiet_ms: float = 1000.0) -> float:
+    """Waiting of a 100 ms cold-start function's requests when every surprise is missed."""
+    costs, _ = foresight.function_costs(
+        "f",
+        requests,
+        origin_ms=0,
+        cold_ms=100.0,
+        memory_mb=1024,
+        quiet_ms=quiet_ms,
+        repeat_ms=0.0,
+    )
+    return costs.waiting_ms[foresight.KEEP_GRID.index(0)]
+
+
+def test_a_missed_surprise_makes_the_requests_behind_it_wait_too() -> None:
+    # Woken at 5 s: the first waits 100 ms, the ones at +40 and +80 ms until it is ready.
+    assert miss_wait_ms([(0, 10), (5000, 10), (5040, 10), (5080, 10)]) == pytest.approx(180.0)
+    # ... unless an instance is still busy then (it may free in time): only the first.
+    assert miss_wait_ms([(0, 9000), (5000, 10), (5040, 10)]) == pytest.approx(100.0)
+    # Requests after the cold start are not held up by it.
+    assert miss_wait_ms([(0, 10), (5000, 10), (5100, 10)]) == pytest.approx(100.0)
