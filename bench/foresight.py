@@ -14,36 +14,36 @@ latest-freed idle instance (:func:`simulator.score.reuse_gaps`):
 - a foreseen request costs what it costs the oracle: ``min(gap, cold)`` of slot time for
   the gap before it (stay warm, or be re-created just in time), ``cold`` for a new instance,
   no waiting;
-- a surprise is served by the idle instance if it was kept through the gap, at ``gap`` of
-  slot time; otherwise the instance was destroyed after a keep-alive of ``keep`` and the
-  request waits ``cold`` for a new one, at ``keep + cold`` of slot time. A surprise with no
-  idle instance waits ``cold`` at ``cold`` of slot time. When it is missed and none of the
-  function's instances is busy, the requests that arrive during that cold start wait for
-  its end too (no instance can be ready earlier: none was started for the surprise).
+- a surprise is served without waiting only by an instance kept idle through the whole gap
+  before it (``gap`` of slot time). Otherwise it waits ``cold`` for a new instance (at least
+  ``cold`` of slot time), and when none of the function's instances is busy, so do the
+  requests that arrive while that cold start runs: nothing can be ready sooner, since nothing
+  was started for the surprise. A surprise with no idle instance before it always waits.
 
-``keep`` is chosen per function, in hindsight, from :data:`KEEP_GRID`, to maximise the run's
-score. Everything else is optimistic: a missed surprise costs only the waiting above (the
+Each surprise is kept through or missed *on its own*, whichever scores best in hindsight, as
+if the scaler knew how long each quiet would last (it only cannot time its end). So the bound
+covers every keep-alive strategy, fixed or adaptive. The best choice is exact: the score is
+convex and falls in both slot time and waiting, so its maximum over all choices is one of the
+points met by keeping the surprises in increasing order of slot time per waiting saved.
+Everything else is optimistic too: a missed surprise costs only the waiting above (the
 requests behind it get new instances the moment the cold start ends), Assign and Idle cost
-nothing, pre-warms are timed to the millisecond, a surprise's followers are served as if
-foreseen when it was kept, and an instance costs nothing after its last request. So no
-scaler that cannot time a wake-up after ``quiet_s`` of quiet (other than a repeat) scores
-more than this, except by queueing requests on busy instances (trading waiting for slot time,
-which the oracle does not do) or by keeping uninitialised slots shared between functions of
-the same memory size; where functions wake together, as in dataSet_1, a shared slot costs
-what a kept instance costs.
-With ``quiet_s`` = infinity every arrival is foreseen and the bound is the oracle.
+nothing, pre-warms are timed to the millisecond, a kept surprise's followers are served as if
+foreseen, and an instance costs nothing after its last request. So no scaler that cannot
+time a wake-up after ``quiet_s`` of quiet (other than a repeat) scores more than this, except
+by queueing requests on busy instances (trading waiting for slot time, which the oracle does
+not do) or by keeping uninitialised slots shared between functions of the same memory size;
+where functions wake together, as in dataSet_1, a shared slot costs what a kept instance
+costs. With ``quiet_s`` = infinity every arrival is foreseen and the bound is the oracle.
 """
 
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import math
 import sys
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
-from itertools import accumulate
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -52,42 +52,40 @@ from bench.policies import OUT, selected, trace_loaders
 from simulator.dataset import Dataset
 from simulator.score import MB_PER_GB, MS_PER_S, official_score, reuse_gaps
 
-#: Keep-alive choices (s) for surprises, per function; inf keeps every idle instance.
-KEEP_GRID = (0, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, math.inf)
 #: Quiet thresholds (s) the CLI reports by default.
 QUIET_GRID = (1, 2, 5, 10, 30, 60, 120, 300, 1800, math.inf)
 #: A wake-up whose quiet is this close to an earlier one of the function is foreseen (timers).
 REPEAT_MS = 100.0
 #: ... of one of the function's last this many long quiets.
 REPEAT_MEMORY = 3
-#: How many passes of per-function keep-alive choice before giving up on a fixed point.
-MAX_PASSES = 20
 
 
 @attrs.define(slots=True)
 class FunctionCosts:
-    """One function's slot ms and waiting ms for each keep-alive of :data:`KEEP_GRID`."""
+    """One function's costs with every surprise missed, and what keeping each one through
+    instead would change (slot in MB·ms, waiting in ms)."""
 
-    key: str
-    memory_gb: float
-    slot_ms: list[float]
-    waiting_ms: list[float]
+    slot_mb_ms: float = 0.0
+    waiting_ms: float = 0.0
+    surprises: int = 0
+    #: (extra slot MB·ms, waiting ms saved) of keeping each keepable surprise through.
+    keeps: list[tuple[float, float]] = attrs.Factory(list)
 
 
 @attrs.frozen(slots=True)
 class Bound:
-    """The best score found at one quiet threshold, and how it is made up."""
+    """The best score at one quiet threshold, and how it is made up."""
 
     quiet_s: float
     score: float
     slot_gbs: float
     waiting_s: float
     surprises: int
-    keep_s: dict[str, float]
+    #: Surprises an idle instance was kept through in the best choice.
+    kept: int
 
 
 def function_costs(
-    key: str,
     requests: Sequence[tuple[int, int]],
     *,
     origin_ms: int,
@@ -95,45 +93,35 @@ def function_costs(
     memory_mb: int,
     quiet_ms: float,
     repeat_ms: float,
-) -> tuple[FunctionCosts, int]:
-    """Costs of one function's ``(start, duration)`` requests, sorted by start, and its
-    number of surprises. ``origin_ms`` is the trace's start: a first request that late or
-    later is a surprise too."""
-    foreseen_ms = 0.0
-    surprises: list[tuple[float, float]] = []  # (gap, or inf for a new instance; miss wait)
+) -> FunctionCosts:
+    """Costs of one function's ``(start, duration)`` requests, sorted by start.
+    ``origin_ms`` is the trace's start: a first request that late or later is a surprise."""
+    costs = FunctionCosts()
     long_quiets: deque[int] = deque(maxlen=REPEAT_MEMORY)
     previous = origin_ms
     busy_until = origin_ms
+    slot_ms = 0.0
     for index, (start, duration, gap) in enumerate(reuse_gaps(requests)):
         quiet = start - previous
         previous = start
         surprise = quiet >= quiet_ms and not repeats(long_quiets, quiet, repeat_ms)
         if quiet >= quiet_ms:
             long_quiets.append(quiet)
-        foreseen_ms += duration
+        slot_ms += duration
+        costs.surprises += surprise
         if not surprise:
-            foreseen_ms += cold_ms if gap is None else min(gap, cold_ms)
+            slot_ms += cold_ms if gap is None else min(gap, cold_ms)
+        elif gap is not None and gap <= cold_ms:
+            slot_ms += gap  # keeping through costs no more than a cold start: no choice
         else:
-            # Nothing started before the surprise, and nothing busy frees meanwhile: the
-            # requests that follow it within a cold start wait for the end of one too.
             queued = 0.0 if busy_until > start else queued_ms(requests, index, cold_ms)
-            surprises.append((math.inf if gap is None else gap, cold_ms + queued))
+            slot_ms += cold_ms
+            costs.waiting_ms += cold_ms + queued
+            if gap is not None:
+                costs.keeps.append(((gap - cold_ms) * memory_mb, cold_ms + queued))
         busy_until = max(busy_until, start + duration)
-    surprises.sort()
-    gaps = [gap for gap, _ in surprises]
-    below = [0.0, *accumulate(gaps)]  # below[i]: sum of the i shortest gaps
-    waits_from = [*accumulate((wait for _, wait in reversed(surprises)), initial=0.0)][::-1]
-    idle = bisect.bisect_left(gaps, math.inf)  # surprises with an idle instance to keep
-    slot_ms, waiting_ms = [], []
-    for keep_s in KEEP_GRID:
-        kept = min(bisect.bisect_right(gaps, keep_s * MS_PER_S), idle)
-        missed = len(gaps) - kept
-        destroyed = idle - kept
-        lost = 0.0 if math.isinf(keep_s) else destroyed * keep_s * MS_PER_S
-        slot_ms.append(foreseen_ms + below[kept] + lost + missed * cold_ms)
-        waiting_ms.append(waits_from[kept])
-    costs = FunctionCosts(key, memory_mb / MB_PER_GB, slot_ms, waiting_ms)
-    return costs, len(surprises)
+    costs.slot_mb_ms = slot_ms * memory_mb
+    return costs
 
 
 def queued_ms(requests: Sequence[tuple[int, int]], index: int, cold_ms: float) -> float:
@@ -160,13 +148,12 @@ def foresight_bound(
     timelines: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for request in dataset.requests:
         timelines[request.key].append((request.start_ms, request.duration_ms))
-    functions: list[FunctionCosts] = []
+    slot_mb_ms = waiting_ms = execution_ms = execution_mb_ms = 0.0
     surprises = 0
-    execution_ms = execution_mb_ms = 0.0
+    keeps: list[tuple[float, float]] = []
     for key, timeline in timelines.items():
         meta = dataset.metas[key]
-        costs, count = function_costs(
-            key,
+        costs = function_costs(
             timeline,
             origin_ms=dataset.start_ms,
             cold_ms=create_ms + meta.init_duration_ms,
@@ -174,70 +161,43 @@ def foresight_bound(
             quiet_ms=quiet_s * MS_PER_S,
             repeat_ms=repeat_ms,
         )
-        functions.append(costs)
-        surprises += count
+        slot_mb_ms += costs.slot_mb_ms
+        waiting_ms += costs.waiting_ms
+        surprises += costs.surprises
+        keeps.extend(costs.keeps)
         busy_ms = sum(duration for _, duration in timeline)
         execution_ms += busy_ms
         execution_mb_ms += busy_ms * meta.memory_mb
-    execution_s = execution_ms / MS_PER_S
-    execution_gbs = execution_mb_ms / MS_PER_S / MB_PER_GB
 
-    def score(slot_gb_ms: float, waiting_ms: float) -> float:
+    def score(slot: float, waiting: float) -> float:
         return official_score(
-            execution_s=execution_s,
-            execution_gbs=execution_gbs,
-            schedule_s=waiting_ms / MS_PER_S,
+            execution_s=execution_ms / MS_PER_S,
+            execution_gbs=execution_mb_ms / MS_PER_S / MB_PER_GB,
+            schedule_s=waiting / MS_PER_S,
             idle_s=0.0,
-            slot_gbs=slot_gb_ms / MS_PER_S,
+            slot_gbs=slot / MS_PER_S / MB_PER_GB,
             success_rate=1.0,
         )
 
-    # The score is not concave in the choices: start from every uniform keep-alive and
-    # improve one function at a time from each.
-    best_choice: list[int] = []
-    best = (-math.inf, 0.0, 0.0)
-    for uniform in range(len(KEEP_GRID)):
-        choice = [uniform] * len(functions)
-        slot, waiting = improve(functions, choice, score)
-        if score(slot, waiting) > best[0]:
-            best, best_choice = (score(slot, waiting), slot, waiting), choice
-    _, slot, waiting = best
+    # Keep the surprises in increasing order of slot time per waiting saved; the best
+    # prefix is the best of all choices (module docstring).
+    keeps.sort(key=lambda keep: keep[0] / keep[1])
+    best = (score(slot_mb_ms, waiting_ms), slot_mb_ms, waiting_ms, 0)
+    for count, (extra_slot, saved_wait) in enumerate(keeps, start=1):
+        slot_mb_ms += extra_slot
+        waiting_ms -= saved_wait
+        candidate = score(slot_mb_ms, waiting_ms)
+        if candidate > best[0]:
+            best = (candidate, slot_mb_ms, waiting_ms, count)
+    value, slot, waiting, kept = best
     return Bound(
         quiet_s=quiet_s,
-        score=score(slot, waiting),
-        slot_gbs=slot / MS_PER_S,
-        waiting_s=waiting / MS_PER_S,
+        score=value,
+        slot_gbs=slot / MS_PER_S / MB_PER_GB,
+        waiting_s=max(waiting, 0.0) / MS_PER_S,
         surprises=surprises,
-        keep_s={f.key: KEEP_GRID[c] for f, c in zip(functions, best_choice, strict=True)},
+        kept=kept,
     )
-
-
-def improve(
-    functions: list[FunctionCosts], choice: list[int], score: Callable[[float, float], float]
-) -> tuple[float, float]:
-    """Change ``choice`` (an index into :data:`KEEP_GRID` per function) one function at a
-    time to what scores best given the others, until nothing changes; the slot GB·ms and
-    waiting ms it ends with."""
-    slot = sum(f.slot_ms[c] * f.memory_gb for f, c in zip(functions, choice, strict=True))
-    waiting = sum(f.waiting_ms[c] for f, c in zip(functions, choice, strict=True))
-    for _ in range(MAX_PASSES):
-        changed = False
-        for i, f in enumerate(functions):
-            base_slot = slot - f.slot_ms[choice[i]] * f.memory_gb
-            base_waiting = waiting - f.waiting_ms[choice[i]]
-            pick = max(
-                range(len(KEEP_GRID)),
-                key=lambda j, f=f: score(
-                    base_slot + f.slot_ms[j] * f.memory_gb, base_waiting + f.waiting_ms[j]
-                ),
-            )
-            changed |= pick != choice[i]
-            choice[i] = pick
-            slot = base_slot + f.slot_ms[pick] * f.memory_gb
-            waiting = base_waiting + f.waiting_ms[pick]
-        if not changed:
-            break
-    return slot, waiting
 
 
 def reference_targets(path: Path, create_ms: float) -> dict[str, float]:
@@ -295,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'trace':<14} {'quiet s':>8} {'bound':>7} {'target':>7} {'slot GB·s':>11} "
-        f"{'wait s':>9} {'surprises':>9}"
+        f"{'wait s':>9} {'surprises':>9} {'kept':>6}"
     )
     for trace in traces:
         loader, why = loaders[trace]
@@ -309,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             shown = "-" if target is None else f"{target:.2f}"
             print(
                 f"{trace:<14} {quiet:>8g} {bound.score:>7.2f} {shown:>7} {bound.slot_gbs:>11.0f} "
-                f"{bound.waiting_s:>9.1f} {bound.surprises:>9}",
+                f"{bound.waiting_s:>9.1f} {bound.surprises:>9} {bound.kept:>6}",
                 flush=True,
             )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -38,17 +39,25 @@ def test_a_miss_is_cheaper_than_keeping_through_a_long_quiet() -> None:
     assert bound.slot_gbs == pytest.approx(0.4)
     assert bound.waiting_s == pytest.approx(0.1)
     assert bound.score == pytest.approx(50 * 0.2 / 0.4 + 50 * 0.2 / 0.3)
-    assert bound.keep_s == {"f": 0}
+    assert bound.kept == 0
 
 
-def test_keeping_wins_when_the_quiet_is_short_and_the_cold_start_long() -> None:
-    # Cold = 2 s; the 1.1 s gap (quiet 1.2 s) is a surprise at quiet 1 s: keep through it.
+def test_keeping_wins_when_the_cold_start_is_long() -> None:
+    # Cold = 2 s; the 3 s gap (quiet 3.1 s) is a surprise at quiet 1 s. Keeping through it
+    # costs 1 GB·s more than missing it and saves 2 s of waiting: keep.
+    ds = dataset([(0, "f", 100), (3100, "f", 100)], init_ms=1900)
+    bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=1.0)
+    assert (bound.surprises, bound.kept) == (1, 1)
+    assert bound.waiting_s == 0.0
+    assert bound.slot_gbs == pytest.approx(2.0 + 0.1 + 3.0 + 0.1)
+
+
+def test_a_surprise_shorter_than_a_cold_start_is_kept_without_a_choice() -> None:
     ds = dataset([(0, "f", 100), (1200, "f", 100)], init_ms=1900)
     bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=1.0)
-    assert bound.surprises == 1
+    assert (bound.surprises, bound.kept) == (1, 0)
     assert bound.waiting_s == 0.0
     assert bound.slot_gbs == pytest.approx(2.0 + 0.1 + 1.1 + 0.1)
-    assert bound.keep_s["f"] >= 1.1
 
 
 def test_a_quiet_shorter_than_the_threshold_is_foreseen() -> None:
@@ -75,12 +84,13 @@ def test_a_first_request_late_in_the_trace_is_a_surprise() -> None:
     assert bound.waiting_s == pytest.approx(0.1)
 
 
-def test_each_function_gets_its_own_keep_alive() -> None:
-    # "small" has a cheap instance and a long cold start: keep it; "big" the opposite.
-    requests = [(0, "small", 100), (3000, "small", 100), (0, "big", 100), (60_000, "big", 100)]
+def test_each_surprise_is_kept_or_missed_on_its_own_merits() -> None:
+    # "cheap" quiets 3 s between short cold starts of a 64 MB instance: keep it through;
+    # "dear" quiets a minute with a 4 GB instance: miss it (0.1 s of waiting).
+    requests = [(0, "cheap", 100), (3100, "cheap", 100), (0, "dear", 100), (60_100, "dear", 100)]
     metas = {
-        "small": FunctionMeta("small", "go", 64, 60, 3000),
-        "big": FunctionMeta("big", "go", 4096, 60, 0),
+        "cheap": FunctionMeta("cheap", "go", 64, 60, 2000),
+        "dear": FunctionMeta("dear", "go", 4096, 60, 0),
     }
     ds = Dataset(
         name="hand",
@@ -90,8 +100,71 @@ def test_each_function_gets_its_own_keep_alive() -> None:
         requests=[Request(s, k, d, 200) for s, k, d in sorted(requests)],
     )
     bound = foresight.foresight_bound(ds, create_ms=100.0, quiet_s=1.0)
-    assert bound.keep_s["small"] >= 2.9
-    assert bound.keep_s["big"] < 60
+    assert bound.surprises == 2
+    assert bound.kept == 1
+    assert bound.waiting_s == pytest.approx(0.1)
+    cheap_gbs = (2100 + 100 + 3000 + 100) / 1000 / 16
+    dear_gbs = (100 + 100 + 100 + 100) / 1000 * 4
+    assert bound.slot_gbs == pytest.approx(cheap_gbs + dear_gbs)
+
+
+def brute_force_score(ds: Dataset, create_ms: float, quiet_s: float) -> float:
+    """The best score over every subset of surprises kept through, by enumeration."""
+    parts = []
+    execution_ms = execution_gb_ms = 0.0
+    for key, meta in ds.metas.items():
+        timeline = [(r.start_ms, r.duration_ms) for r in ds.requests if r.key == key]
+        parts.append(
+            foresight.function_costs(
+                timeline,
+                origin_ms=ds.start_ms,
+                cold_ms=create_ms + meta.init_duration_ms,
+                memory_mb=meta.memory_mb,
+                quiet_ms=quiet_s * 1000,
+                repeat_ms=foresight.REPEAT_MS,
+            )
+        )
+        execution_ms += sum(d for _, d in timeline)
+        execution_gb_ms += sum(d for _, d in timeline) * meta.memory_mb / 1024
+    keeps = [keep for part in parts for keep in part.keeps]
+    base_slot = sum(part.slot_mb_ms for part in parts)
+    base_wait = sum(part.waiting_ms for part in parts)
+    best = -math.inf
+    for chosen in itertools.product((False, True), repeat=len(keeps)):
+        picked = [keep for keep, pick in zip(keeps, chosen, strict=True) if pick]
+        slot = base_slot + sum(extra for extra, _ in picked)
+        wait = base_wait - sum(saved for _, saved in picked)
+        slot_half = 50 * execution_gb_ms * 1024 / slot
+        best = max(best, slot_half + 50 * execution_ms / (execution_ms + wait))
+    return best
+
+
+#: Three functions whose instances and cold starts cost different amounts.
+MIXED = {
+    "f": FunctionMeta("f", "go", 128, 60, 0),
+    "g": FunctionMeta("g", "go", 1024, 60, 500),
+    "h": FunctionMeta("h", "go", 4096, 60, 2000),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    requests=st.lists(
+        st.tuples(st.integers(0, 300_000), st.sampled_from("fgh"), st.integers(1, 3_000)),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_the_best_choice_is_exact(requests: list[tuple[int, str, int]]) -> None:
+    ds = Dataset(
+        name="mixed",
+        meta_path="-",
+        request_path="-",
+        metas={key: MIXED[key] for key in sorted({key for _, key, _ in requests})},
+        requests=[Request(s, k, d, 200) for s, k, d in sorted(requests)],
+    )
+    bound = foresight.foresight_bound(ds, 100.0, 1.0)
+    assert bound.score == pytest.approx(brute_force_score(ds, 100.0, 1.0))
 
 
 @settings(max_examples=150, deadline=None)
@@ -130,8 +203,7 @@ def test_cli_prints_a_row_per_threshold_and_rejects_bad_thresholds(
 
 def miss_wait_ms(requests: list[tuple[int, int]], quiet_ms: float = 1000.0) -> float:
     """Waiting of a 100 ms cold-start function's requests when every surprise is missed."""
-    costs, _ = foresight.function_costs(
-        "f",
+    costs = foresight.function_costs(
         requests,
         origin_ms=0,
         cold_ms=100.0,
@@ -139,7 +211,7 @@ def miss_wait_ms(requests: list[tuple[int, int]], quiet_ms: float = 1000.0) -> f
         quiet_ms=quiet_ms,
         repeat_ms=0.0,
     )
-    return costs.waiting_ms[foresight.KEEP_GRID.index(0)]
+    return costs.waiting_ms
 
 
 def test_a_missed_surprise_makes_the_requests_behind_it_wait_too() -> None:
