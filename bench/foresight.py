@@ -15,25 +15,29 @@ latest-freed idle instance (:func:`simulator.score.reuse_gaps`):
   the gap before it (stay warm, or be re-created just in time), ``cold`` for a new instance,
   no waiting;
 - a surprise is served without waiting only by an instance kept idle through the whole gap
-  before it (``gap`` of slot time). Otherwise it waits ``cold`` for a new instance (at least
-  ``cold`` of slot time), and when none of the function's instances is busy, so do the
-  requests that arrive while that cold start runs: nothing can be ready sooner, since nothing
-  was started for the surprise. A surprise with no idle instance before it always waits.
+  before it (``gap`` of slot time): the scaler starts nothing for the function during the
+  quiet, since an instance started then would be a guess at when the quiet ends, i.e. an
+  attempt to time it. Otherwise it waits ``cold`` for a new instance (at least ``cold`` of
+  slot time), and when none of the function's instances is busy, so do the requests that
+  arrive while that cold start runs: nothing can be ready sooner, since nothing was started
+  for the surprise. A surprise with no idle instance before it always waits.
 
 Each surprise is kept through or missed *on its own*, whichever scores best in hindsight, as
-if the scaler knew how long each quiet would last (it only cannot time its end). So the bound
-covers every keep-alive strategy, fixed or adaptive. The best choice is exact: the score is
-convex and falls in both slot time and waiting, so its maximum over all choices is one of the
-points met by keeping the surprises in increasing order of slot time per waiting saved.
+if the scaler knew how long each quiet would last (it only cannot time its end). So the
+bound covers every keep-alive strategy, fixed or adaptive. The best choice is exact: the
+score is convex and falls in both slot time and waiting, so its maximum over all choices is
+one of the points met by keeping the surprises in increasing order of slot time per waiting
+saved.
 Everything else is optimistic too: a missed surprise costs only the waiting above (the
 requests behind it get new instances the moment the cold start ends), Assign and Idle cost
-nothing, pre-warms are timed to the millisecond, a kept surprise's followers are served as if
-foreseen, and an instance costs nothing after its last request. So no scaler that cannot
-time a wake-up after ``quiet_s`` of quiet (other than a repeat) scores more than this, except
-by queueing requests on busy instances (trading waiting for slot time, which the oracle does
-not do) or by keeping uninitialised slots shared between functions of the same memory size;
-where functions wake together, as in dataSet_1, a shared slot costs what a kept instance
-costs. With ``quiet_s`` = infinity every arrival is foreseen and the bound is the oracle.
+nothing, pre-warms are timed to the millisecond, a kept surprise's followers are served as
+if foreseen, and an instance costs nothing after its last request. So no scaler that starts
+nothing for a function during its quiets of ``quiet_s`` or more (other than repeats) scores
+more than this, whatever it keeps, except by queueing requests on busy instances (trading
+waiting for slot time, which the oracle does not do) or by keeping uninitialised slots
+shared between functions of the same memory size; where functions wake together, as in
+dataSet_1, a shared slot costs what a kept instance costs. With ``quiet_s`` = infinity every
+arrival is foreseen and the bound is the oracle.
 """
 
 from __future__ import annotations
