@@ -15,12 +15,14 @@ latest-freed idle instance (:func:`simulator.score.reuse_gaps`):
   the gap before it (stay warm, or be re-created just in time), ``cold`` for a new instance,
   no waiting;
 - a surprise is served without waiting only by an instance kept idle through the whole gap
-  before it (``gap`` of slot time): the scaler starts nothing for the function during the
+  before it (``gap`` of slot time; when every instance was busy, a spare started as the last
+  one became busy, at least ``cold``): the scaler starts nothing for the function during the
   quiet, since an instance started then would be a guess at when the quiet ends, i.e. an
   attempt to time it. Otherwise it waits ``cold`` for a new instance (at least ``cold`` of
   slot time), and when none of the function's instances is busy, so do the requests that
-  arrive while that cold start runs: nothing can be ready sooner, since nothing was started
-  for the surprise. A surprise with no idle instance before it always waits.
+  arrive while that cold start runs (they are its followers, never surprises themselves):
+  nothing can be ready sooner, since nothing was started for the surprise. Nothing serves a
+  function's first request before its cold start.
 
 Each surprise is kept through or missed *on its own*, whichever scores best in hindsight, as
 if the scaler knew how long each quiet would last (it only cannot time its end). So the
@@ -34,8 +36,9 @@ nothing, pre-warms are timed to the millisecond, a kept surprise's followers are
 if foreseen, and an instance costs nothing after its last request. So no scaler that starts
 nothing for a function during its quiets of ``quiet_s`` or more (other than repeats) scores
 more than this, whatever it keeps, except by queueing requests on busy instances (trading
-waiting for slot time, which the oracle does not do) or by keeping uninitialised slots
-shared between functions of the same memory size; where functions wake together, as in
+waiting for slot time, which the oracle does not do; ``free_overlaps`` estimates how much
+that can win) or by keeping uninitialised slots shared between functions of the same memory
+size; where functions wake together, as in
 dataSet_1, a shared slot costs what a kept instance costs. With ``quiet_s`` = infinity every
 arrival is foreseen and the bound is the oracle.
 """
@@ -104,25 +107,39 @@ def function_costs(
     long_quiets: deque[int] = deque(maxlen=REPEAT_MEMORY)
     previous = origin_ms
     busy_until = origin_ms
+    follow_until = -math.inf  # requests before this follow a surprise and are charged with it
     slot_ms = 0.0
     for index, (start, duration, gap) in enumerate(reuse_gaps(requests)):
         quiet = start - previous
         previous = start
-        surprise = quiet >= quiet_ms and not repeats(long_quiets, quiet, repeat_ms)
-        if quiet >= quiet_ms:
+        long_quiet = quiet >= quiet_ms
+        surprise = (
+            long_quiet and start >= follow_until and not repeats(long_quiets, quiet, repeat_ms)
+        )
+        if long_quiet and index > 0:
             long_quiets.append(quiet)
         slot_ms += duration
-        costs.surprises += surprise
         if not surprise:
             slot_ms += cold_ms if gap is None else min(gap, cold_ms)
-        elif gap is not None and gap <= cold_ms:
-            slot_ms += gap  # keeping through costs no more than a cold start: no choice
+            busy_until = max(busy_until, start + duration)
+            continue
+        costs.surprises += 1
+        follow_until = start + cold_ms
+        # Served without waiting by the idle instance kept through the gap or, when every
+        # instance was busy, by a spare started as the last one became busy (at least a cold
+        # start of slot time). Nothing serves a function's first request.
+        if gap is not None:
+            kept_ms = float(gap)
+        else:
+            kept_ms = max(float(quiet), cold_ms) if index > 0 else math.inf
+        if kept_ms <= cold_ms:
+            slot_ms += kept_ms  # keeping costs no more than a cold start: no choice
         else:
             queued = 0.0 if busy_until > start else queued_ms(requests, index, cold_ms)
             slot_ms += cold_ms
             costs.waiting_ms += cold_ms + queued
-            if gap is not None:
-                costs.keeps.append(((gap - cold_ms) * memory_mb, cold_ms + queued))
+            if kept_ms < math.inf:
+                costs.keeps.append(((kept_ms - cold_ms) * memory_mb, cold_ms + queued))
         busy_until = max(busy_until, start + duration)
     costs.slot_mb_ms = slot_ms * memory_mb
     return costs
@@ -140,15 +157,39 @@ def queued_ms(requests: Sequence[tuple[int, int]], index: int, cold_ms: float) -
     return total
 
 
+def merged_overlaps(requests: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One function's ``(start, duration)`` requests (sorted by start) with every request
+    that starts before the previous ones end merged into their busy period."""
+    merged: list[tuple[int, int]] = []
+    for start, duration in requests:
+        if merged and start < merged[-1][0] + merged[-1][1]:
+            first, length = merged[-1]
+            merged[-1] = (first, max(length, start + duration - first))
+        else:
+            merged.append((start, duration))
+    return merged
+
+
 def repeats(earlier: Iterable[int], quiet: int, within_ms: float) -> bool:
     """Whether ``quiet`` is within ``within_ms`` of one of the ``earlier`` ones."""
     return any(abs(quiet - other) <= within_ms for other in earlier)
 
 
 def foresight_bound(
-    dataset: Dataset, create_ms: float, quiet_s: float, repeat_ms: float = REPEAT_MS
+    dataset: Dataset,
+    create_ms: float,
+    quiet_s: float,
+    repeat_ms: float = REPEAT_MS,
+    *,
+    free_overlaps: bool = False,
 ) -> Bound:
-    """The bound of the module docstring for ``dataset`` at one quiet threshold."""
+    """The bound of the module docstring for ``dataset`` at one quiet threshold.
+
+    ``free_overlaps``: a request that starts while another of its function runs costs no
+    instance and no waiting (the function's overlapping requests merge into one busy period,
+    whose execution is still charged in full), an estimate of the most that queueing requests
+    on busy instances could win; not a proven bound (a queued request also shifts the idle
+    gap after it)."""
     timelines: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for request in dataset.requests:
         timelines[request.key].append((request.start_ms, request.duration_ms))
@@ -157,19 +198,21 @@ def foresight_bound(
     keeps: list[tuple[float, float]] = []
     for key, timeline in timelines.items():
         meta = dataset.metas[key]
+        busy_ms = sum(duration for _, duration in timeline)
+        planned = merged_overlaps(timeline) if free_overlaps else timeline
         costs = function_costs(
-            timeline,
+            planned,
             origin_ms=dataset.start_ms,
             cold_ms=create_ms + meta.init_duration_ms,
             memory_mb=meta.memory_mb,
             quiet_ms=quiet_s * MS_PER_S,
             repeat_ms=repeat_ms,
         )
-        slot_mb_ms += costs.slot_mb_ms
+        overlap_ms = busy_ms - sum(duration for _, duration in planned)
+        slot_mb_ms += costs.slot_mb_ms + overlap_ms * meta.memory_mb
         waiting_ms += costs.waiting_ms
         surprises += costs.surprises
         keeps.extend(costs.keeps)
-        busy_ms = sum(duration for _, duration in timeline)
         execution_ms += busy_ms
         execution_mb_ms += busy_ms * meta.memory_mb
 
@@ -238,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"a quiet this close to an earlier one is foreseen (default {REPEAT_MS:g})",
     )
     parser.add_argument(
+        "--free-overlaps",
+        action="store_true",
+        help="requests that overlap another of their function cost nothing (an estimate of "
+        "what queueing on busy instances could win)",
+    )
+    parser.add_argument(
         "--results", type=Path, default=OUT, help=f"bench.policies results for targets ({OUT})"
     )
     args = parser.parse_args(argv)
@@ -247,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--quiet takes numbers of seconds, got {args.quiet!r}")
     if any(not q > 0 for q in quiets):
         parser.error("--quiet thresholds must be positive")
+    if not args.repeat_ms >= 0:
+        parser.error("--repeat-ms must be 0 or more")
     loaders = trace_loaders()
     traces = selected(args.traces, list(loaders))
     unknown = [t for t in traces if t not in loaders]
@@ -269,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         dataset = loader()
         target = targets.get(trace)
         for quiet in quiets:
-            bound = foresight_bound(dataset, args.create_ms, quiet, args.repeat_ms)
+            bound = foresight_bound(
+                dataset, args.create_ms, quiet, args.repeat_ms, free_overlaps=args.free_overlaps
+            )
             shown = "-" if target is None else f"{target:.2f}"
             print(
                 f"{trace:<14} {quiet:>8g} {bound.score:>7.2f} {shown:>7} {bound.slot_gbs:>11.0f} "
