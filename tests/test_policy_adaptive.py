@@ -240,6 +240,40 @@ def test_a_request_stuck_behind_a_busy_instance_gets_a_cold_start_in_time() -> N
     fx.close()
 
 
+@pytest.mark.parametrize(
+    ("arrivals", "expected"),
+    [
+        # Nothing seen yet, or too little to call it a burst: nothing expected.
+        ([], []),
+        ([0.0, 0.05], []),
+        # Four arrivals 50 ms apart with a 100 ms cold start (window 0.2 s): three gaps in
+        # the window, so one every 0.2 / 3 s; one fits in the next cold start.
+        ([0.0, 0.05, 0.1, 0.15], [0.2 / 3]),
+        # The same burst after an hour of quiet: the quiet does not dilute the rate.
+        ([-3600.0, 0.0, 0.05, 0.1, 0.15], [0.2 / 3]),
+        # Arrivals a second apart are not a burst at this cold start.
+        ([-3.0, -2.0, -1.0, 0.0], []),
+        # Twenty arrivals 10 ms apart: nineteen gaps in the 0.2 s window, nine in the next
+        # cold start (a rate over the window, not over the burst's own span).
+        ([k * 0.01 for k in range(20)], [k * 0.2 / 19 for k in range(1, 10)]),
+    ],
+)
+def test_arrivals_expected_during_a_cold_start_come_at_the_current_bursts_rate(
+    arrivals: list[float], expected: list[float]
+) -> None:
+    fx = Fixture(AdaptivePolicy())
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 0.0, fx.at(-7200.0))
+    for t in arrivals:
+        policy.observe_arrival(pool, fx.at(t))
+    now = fx.at(arrivals[-1] if arrivals else 0.0)
+    fn = policy.functions["fn"]
+    got = policy.expected_arrivals(fn, now, horizon=policy.cold_s(fn))
+    # Epoch-second clocks: microsecond round-off.
+    assert [t - now for t in got] == pytest.approx(expected, abs=1e-6)
+    fx.close()
+
+
 def test_one_cold_start_per_waiter_without_queue_awareness() -> None:
     fx = Fixture(AdaptivePolicy(Components(queue_aware=False)), memory_mb=4096)
     fx.instance(BUSY)

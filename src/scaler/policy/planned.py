@@ -37,6 +37,8 @@ EPSILON_S = 1e-6
 #: CreateSlot and Init durations assumed before any cold start was observed.
 PRIOR_CREATE_S = 0.1
 PRIOR_INIT_S = 0.5
+#: Arrival times kept per function for its current rate.
+RECENT_ARRIVALS = 64
 
 
 class FunctionState:
@@ -49,9 +51,7 @@ class FunctionState:
         "episodes",
         "gaps",
         "gb",
-        "interarrival",
         "key",
-        "last_arrival",
         "last_release",
         "last_released_instance",
         "last_touch",
@@ -62,6 +62,7 @@ class FunctionState:
         "plan_cold",
         "plan_kappa",
         "prewarmed",
+        "recent_arrivals",
         "reviewed_at",
         "waited",
         "waited_s",
@@ -81,8 +82,8 @@ class FunctionState:
         self.gaps = GapTracker(horizon_s, keep_samples, record_arrivals)
         self.cold = Ewma()  # create + init, seconds
         self.duration = Ewma()  # execution, seconds
-        self.interarrival = Ewma(0.05)  # seconds between arrivals
-        self.last_arrival: float | None = None
+        #: Latest arrival times (for the current rate; bounded).
+        self.recent_arrivals: deque[float] = deque(maxlen=RECENT_ARRIVALS)
         self.plan: WindowPlan | None = None
         self.plan_kappa = 0.0
         self.plan_cold = 0.0
@@ -208,9 +209,7 @@ class PlannedPolicy(Policy):
     # -- observations ----------------------------------------------------------------------
     def observe_arrival(self, pool: Pool, now: float) -> None:
         fn = self.state(pool, now)
-        if fn.last_arrival is not None:
-            fn.interarrival.add(now - fn.last_arrival)
-        fn.last_arrival = now
+        fn.recent_arrivals.append(now)
         queue_wait = self.queue_wait_s(pool, fn) if self.records_arrivals else math.inf
         release = fn.gaps.arrival(now, queue_wait)
         if release is not None and release.launch_at is not None and not release.launched:
