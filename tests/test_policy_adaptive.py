@@ -256,6 +256,9 @@ def test_a_request_stuck_behind_a_busy_instance_gets_a_cold_start_in_time() -> N
         # Twenty arrivals 10 ms apart: nineteen gaps in the 0.2 s window, nine in the next
         # cold start (a rate over the window, not over the burst's own span).
         ([k * 0.01 for k in range(20)], [k * 0.2 / 19 for k in range(1, 10)]),
+        # 200 arrivals 1 ms apart: the 64 kept span 63 ms of the window, so the rate is
+        # theirs, one per ms, and the list stops at 100.
+        ([k * 0.001 for k in range(200)], [k * 0.001 for k in range(1, 101)]),
     ],
 )
 def test_arrivals_expected_during_a_cold_start_come_at_the_current_bursts_rate(

@@ -312,8 +312,9 @@ class AdaptivePolicy(PlannedPolicy):
     def expected_arrivals(self, fn: FunctionState, now: float, horizon: float) -> list[float]:
         """Arrival times expected in ``(now, now + horizon]`` at the function's current rate
         (at most 100: enough to see a queue grow): the rate of its arrivals in the
-        ``RATE_WINDOW_COLD_STARTS`` cold starts up to its latest one, none unless at least
-        three came in that window (a burst under way).
+        ``RATE_WINDOW_COLD_STARTS`` cold starts up to its latest one (over the arrivals kept,
+        when all of them are in the window), none unless at least three came in that window
+        (a burst under way).
 
         A mean over all inter-arrival times, as until 2026-11-24, is dominated by the quiet
         between bursts and expects nothing inside one: a queue in a burst then gets its cold
@@ -331,7 +332,12 @@ class AdaptivePolicy(PlannedPolicy):
             gaps += 1
         if gaps < 2 or window <= 0:
             return []
-        gap = window / gaps
+        span = window
+        if gaps == len(recent) - 1 and len(recent) == recent.maxlen:
+            span = latest - recent[0]  # the window reaches past the arrivals kept
+        gap = span / gaps
+        if gap <= 0:
+            return []
         count = min(int(horizon / gap), 100)
         return [now + (k + 1) * gap for k in range(count)]
 
