@@ -277,6 +277,29 @@ def test_arrivals_expected_during_a_cold_start_come_at_the_current_bursts_rate(
     fx.close()
 
 
+def test_expected_arrivals_keep_the_bursts_rate_from_a_recheck_and_over_any_horizon() -> None:
+    fx = Fixture(AdaptivePolicy())
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 0.0, fx.at(-7200.0))
+    for t in (0.0, 0.05, 0.1, 0.15):
+        policy.observe_arrival(pool, fx.at(t))
+    fn = policy.functions["fn"]
+    gap = 0.2 / 3
+    # Asked again 30 ms after the latest arrival (a re-check): the same rate, from now on.
+    now = fx.at(0.18)
+    got = policy.expected_arrivals(fn, now, horizon=0.3)
+    assert [t - now for t in got] == pytest.approx([k * gap for k in (1, 2, 3, 4)], abs=1e-6)
+    # An arrival exactly one window (two 250 ms cold starts) back still counts.
+    fx2 = Fixture(AdaptivePolicy())
+    fx2.policy.observe_cold_start(fx2.pool, 250.0, 0.0, fx2.at(-7200.0))
+    for t in (0.0, 0.25, 0.5):  # exact in binary, so the boundary is exact
+        fx2.policy.observe_arrival(fx2.pool, fx2.at(t))
+    fn2 = fx2.policy.functions["fn"]
+    assert len(fx2.policy.expected_arrivals(fn2, fx2.at(0.5), horizon=1.0)) == 4
+    fx.close()
+    fx2.close()
+
+
 def test_one_cold_start_per_waiter_without_queue_awareness() -> None:
     fx = Fixture(AdaptivePolicy(Components(queue_aware=False)), memory_mb=4096)
     fx.instance(BUSY)

@@ -335,9 +335,7 @@ class AdaptivePolicy(PlannedPolicy):
         span = window
         if gaps == len(recent) - 1 and len(recent) == recent.maxlen:
             span = latest - recent[0]  # the window reaches past the arrivals kept
-        gap = span / gaps
-        if gap <= 0:
-            return []
+        gap = max(span / gaps, 1e-6)  # 64 arrivals in one instant: as fast as it gets
         count = min(int(horizon / gap), 100)
         return [now + (k + 1) * gap for k in range(count)]
 
