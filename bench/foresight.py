@@ -49,15 +49,21 @@ import argparse
 import json
 import math
 import sys
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
 
-from bench.policies import OUT, selected, trace_loaders
+from bench.policies import OUT, chosen_traces, target_score, trace_loaders
 from simulator.dataset import Dataset
-from simulator.score import MB_PER_GB, MS_PER_S, official_score, reuse_gaps
+from simulator.score import (
+    MB_PER_GB,
+    MS_PER_S,
+    function_timelines,
+    official_score,
+    reuse_gaps,
+)
 
 #: Quiet thresholds (s) the CLI reports by default.
 QUIET_GRID = (1, 2, 5, 10, 30, 60, 120, 300, 1800, math.inf)
@@ -121,25 +127,24 @@ def function_costs(
         slot_ms += duration
         if not surprise:
             slot_ms += cold_ms if gap is None else min(gap, cold_ms)
-            busy_until = max(busy_until, start + duration)
-            continue
-        costs.surprises += 1
-        follow_until = start + cold_ms
-        # Served without waiting by the idle instance kept through the gap or, when every
-        # instance was busy, by a spare started as the last one became busy (at least a cold
-        # start of slot time). Nothing serves a function's first request.
-        if gap is not None:
-            kept_ms = float(gap)
         else:
-            kept_ms = max(float(quiet), cold_ms) if index > 0 else math.inf
-        if kept_ms <= cold_ms:
-            slot_ms += kept_ms  # keeping costs no more than a cold start: no choice
-        else:
-            queued = 0.0 if busy_until > start else queued_ms(requests, index, cold_ms)
-            slot_ms += cold_ms
-            costs.waiting_ms += cold_ms + queued
-            if kept_ms < math.inf:
-                costs.keeps.append(((kept_ms - cold_ms) * memory_mb, cold_ms + queued))
+            costs.surprises += 1
+            follow_until = start + cold_ms
+            # Served without waiting by the idle instance kept through the gap or, when
+            # every instance was busy, by a spare started as the last one became busy (at
+            # least a cold start of slot time). Nothing serves a function's first request.
+            if gap is not None:
+                kept_ms = float(gap)
+            else:
+                kept_ms = max(float(quiet), cold_ms) if index > 0 else math.inf
+            if kept_ms <= cold_ms:
+                slot_ms += kept_ms  # keeping costs no more than a cold start: no choice
+            else:
+                queued = 0.0 if busy_until > start else queued_ms(requests, index, cold_ms)
+                slot_ms += cold_ms
+                costs.waiting_ms += cold_ms + queued
+                if kept_ms < math.inf:
+                    costs.keeps.append(((kept_ms - cold_ms) * memory_mb, cold_ms + queued))
         busy_until = max(busy_until, start + duration)
     costs.slot_mb_ms = slot_ms * memory_mb
     return costs
@@ -190,13 +195,10 @@ def foresight_bound(
     whose execution is still charged in full), an estimate of the most that queueing requests
     on busy instances could win; not a proven bound (a queued request also shifts the idle
     gap after it)."""
-    timelines: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for request in dataset.requests:
-        timelines[request.key].append((request.start_ms, request.duration_ms))
     slot_mb_ms = waiting_ms = execution_ms = execution_mb_ms = 0.0
     surprises = 0
     keeps: list[tuple[float, float]] = []
-    for key, timeline in timelines.items():
+    for key, timeline in function_timelines(dataset).items():
         meta = dataset.metas[key]
         busy_ms = sum(duration for _, duration in timeline)
         planned = merged_overlaps(timeline) if free_overlaps else timeline
@@ -255,7 +257,7 @@ def reference_targets(path: Path, create_ms: float) -> dict[str, float]:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return {
-        row["trace"]: row["score"] + 0.6 * (row["oracle"] - row["score"])
+        row["trace"]: target_score(row["score"], row["oracle"])
         for row in rows
         if row.get("policy") == "reference"
         and row.get("createMs") == create_ms
@@ -299,10 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.repeat_ms >= 0:
         parser.error("--repeat-ms must be 0 or more")
     loaders = trace_loaders()
-    traces = selected(args.traces, list(loaders))
-    unknown = [t for t in traces if t not in loaders]
-    if unknown:
-        parser.error(f"unknown trace(s) {', '.join(unknown)} (known: {', '.join(loaders)})")
+    try:
+        traces = chosen_traces(args.traces, list(loaders))
+    except ValueError as err:
+        parser.error(str(err))
     targets = reference_targets(args.results, args.create_ms)
     print(
         f"CreateSlot {args.create_ms:g} ms; surprise: an arrival after >= quiet s of none, "

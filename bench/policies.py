@@ -113,6 +113,11 @@ def run_one(
     }
 
 
+def target_score(reference: float, oracle: float) -> float:
+    """Issue 4's target: the reference's score plus 60 % of its gap to the oracle."""
+    return reference + 0.6 * (oracle - reference)
+
+
 def with_targets(rows: list[dict[str, Any]]) -> None:
     """Add the target and the closed gap to the rows of one trace (needs a reference row)."""
     reference = next((r for r in rows if r["policy"] == "reference"), None)
@@ -122,7 +127,7 @@ def with_targets(rows: list[dict[str, Any]]) -> None:
         if reference is None:
             continue
         r, o = reference["score"], row["oracle"]
-        row["target"] = r + 0.6 * (o - r)
+        row["target"] = target_score(r, o)
         row["gapClosed"] = (row["score"] - r) / (o - r) if o > r else None
 
 
@@ -216,6 +221,16 @@ def selected(names: str | None, known: list[str]) -> list[str]:
     return [n.strip() for n in names.split(",") if n.strip()]
 
 
+def chosen_traces(names: str | None, known: list[str]) -> list[str]:
+    """The comma-separated trace ``names``, or all ``known`` ones; ValueError naming the
+    unknown ones."""
+    traces = selected(names, known)
+    unknown = [t for t in traces if t not in known]
+    if unknown:
+        raise ValueError(f"unknown trace(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    return traces
+
+
 def chosen_policies(
     names: str | None, *, ablation: bool, rate_sweep: bool, hindsight: bool = False
 ) -> list[str]:
@@ -299,11 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
 
-    known_traces = list(trace_loaders())
-    traces = selected(args.traces, known_traces)
-    unknown = [t for t in traces if t not in known_traces]
-    if unknown:
-        parser.error(f"unknown trace(s) {', '.join(unknown)} (known: {', '.join(known_traces)})")
+    try:
+        traces = chosen_traces(args.traces, list(trace_loaders()))
+    except ValueError as err:
+        parser.error(str(err))
     try:
         policies = chosen_policies(
             args.policies,

@@ -116,13 +116,10 @@ def oracle_score(dataset: Dataset, create_ms: float = DEFAULT_CREATE_MS) -> dict
     and, in principle, beat it. With ``create_ms`` = 0 and init durations of 0 the bound is
     trivially 100.
     """
-    groups: dict[str, list[tuple[int, int]]] = {}
-    for request in dataset.requests:
-        groups.setdefault(request.key, []).append((request.start_ms, request.duration_ms))
     slot_mb_ms = 0.0
     execution_ms = 0
     execution_mb_ms = 0
-    for key, requests in groups.items():
+    for key, requests in function_timelines(dataset).items():
         meta = dataset.metas[key]
         cold_ms = create_ms + meta.init_duration_ms
         slot_mb_ms += _oracle_slot_ms(requests, cold_ms) * meta.memory_mb
@@ -139,6 +136,14 @@ def oracle_score(dataset: Dataset, create_ms: float = DEFAULT_CREATE_MS) -> dict
         success_rate=1.0,
     )
     return {"oracleScore": score, "oracleSlotTimeInGBs": slot_gbs}
+
+
+def function_timelines(dataset: Dataset) -> dict[str, list[tuple[int, int]]]:
+    """Each function's ``(start ms, duration ms)`` requests, in the dataset's (start) order."""
+    timelines: dict[str, list[tuple[int, int]]] = {}
+    for request in dataset.requests:
+        timelines.setdefault(request.key, []).append((request.start_ms, request.duration_ms))
+    return timelines
 
 
 def _oracle_slot_ms(requests: Iterable[tuple[int, int]], cold_ms: float) -> float:
