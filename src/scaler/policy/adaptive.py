@@ -13,7 +13,9 @@ How it decides (docs/policies.md has the long form):
    arrival seen under each rate of a grid (a factor 4 apart): warm if that rate's plan kept
    an instance for it, else queued behind a busy instance or a cold start, whichever costs
    less at that rate; every ``select_every_s`` the rate moves one step towards the rate whose
-   run so far would have scored best, if it leads by more than ``tolerance`` points.
+   run so far would have scored best, if it leads by more than ``tolerance`` points (and,
+   when the neighbouring rate on the way is no better than the current one, by more than
+   ``far_tolerance``).
 3. **Queue-aware cold starts**: a request that finds no idle instance gets a cold start only
    if the instances already starting or busy would serve the queue later than a new one
    could, by more than the new one's slot time is worth. One cold start per waiting request
@@ -23,6 +25,9 @@ How it decides (docs/policies.md has the long form):
    its cold start times how much the function's requests waited per waiting episode.
 5. **Precise timers**: deadlines and pre-warm launches are acted on when due (the scheduler
    asks :meth:`next_wakeup`), not at the next GC pass.
+6. **Recent plans**: each function also has a plan from its latest ``RECENT_GAPS`` gaps;
+   released instances follow it while it has been cheaper on the latest arrivals by more
+   than ``RECENT_LEAD_MISSES`` misses (a function that changed its ways).
 
 Every component can be switched off (:class:`Components`) for the ablation in
 ``python -m bench.policies --ablation``.
@@ -61,6 +66,15 @@ FIXED_INDEX = 7
 #: Expected arrivals during a cold start come at the rate of this many cold starts' worth
 #: of the function's latest arrivals (``expected_arrivals``).
 RATE_WINDOW_COLD_STARTS = 2.0
+#: A function's recent plan is drawn from its latest this many gaps (``recent_plan``) ...
+RECENT_GAPS = 256
+#: ... its lead over the plan from all kept gaps decays by this factor per arrival ...
+RECENT_DECAY = 0.995
+#: ... and it is used while that lead exceeds this many misses' worth. Arrivals within
+#: both plans' keep phase cost them the same; the plans are looked at again for them only
+#: every this many gaps.
+RECENT_LEAD_MISSES = 2.0
+RECENT_RECHECK_GAPS = 16
 
 
 @attrs.frozen
@@ -83,6 +97,9 @@ class Components:
     miss_cost: bool = False
     #: Act on deadlines when due (off: only at GC passes every ``gc_interval_s``).
     precise_timers: bool = True
+    #: A second plan from the function's latest gaps, used while it has proved cheaper on
+    #: the latest arrivals (off: plans from all the gaps kept only).
+    recent_plans: bool = True
 
     @classmethod
     def names(cls) -> list[str]:
@@ -99,6 +116,24 @@ class _Plans:
     points: dict[int, tuple[WindowPlan, float, float]] = attrs.Factory(dict)
 
 
+@attrs.define(slots=True)
+class _Recent:
+    """A function's recent plans, and how much cheaper they have been than its full ones."""
+
+    plans: _Plans | None = None
+    #: The function's ``gaps.total`` when ``plans`` was drawn.
+    drawn_at: int = 0
+    #: Decayed sum over arrivals of (full plan's cost - recent plan's cost), waiting seconds.
+    lead: float = 0.0
+    use: bool = False
+    #: As of the last comparison (at ``checked_at`` gaps, grid rate ``index``): gaps up to
+    #: this long cost both plans the same, and the lead ``use`` needs.
+    same_up_to_s: float = -1.0
+    checked_at: int = 0
+    index: int = -1
+    threshold: float = math.inf
+
+
 class AdaptivePolicy(PlannedPolicy):
     """Learned, cost-aware keep-alive and pre-warm windows (see the module docstring)."""
 
@@ -109,6 +144,9 @@ class AdaptivePolicy(PlannedPolicy):
     #: counterfactual score must beat the current rate's before it moves.
     select_every_s = 30.0
     tolerance = 0.5
+    #: Points by which a rate must lead before the rate moves towards it through a worse
+    #: neighbour.
+    far_tolerance = 2.0
 
     def __init__(
         self,
@@ -129,10 +167,12 @@ class AdaptivePolicy(PlannedPolicy):
         self._ledger_slot = [0.0] * len(KAPPA_GRID)
         self._ledger_wait = [0.0] * len(KAPPA_GRID)
         self._plans: dict[str, _Plans] = {}
+        self._recent: dict[str, _Recent] = {}
 
     def forget(self, key: str) -> None:
         super().forget(key)
         self._plans.pop(key, None)
+        self._recent.pop(key, None)
 
     def miss_wait_s(self, fn: FunctionState) -> float:
         if not self.components.miss_cost:
@@ -156,11 +196,21 @@ class AdaptivePolicy(PlannedPolicy):
             # first), so rates a fraction of a point apart are a tie, and every move re-plans
             # every function's instances. Preferring the cheapest slot time among near-ties
             # instead walked dataSet_1 to the longest keeps (48.5 against 50.0).
+            current = self.kappa_index
             best = max(range(len(scores)), key=scores.__getitem__)
-            if scores[best] > scores[self.kappa_index] + self.tolerance:
+            if scores[best] > scores[current] + self.tolerance:
                 # One grid step at a time: the ledger is young early in a run, and functions
-                # come and go, so the rate follows its verdict with some inertia.
-                self.kappa_index += 1 if best > self.kappa_index else -1
+                # come and go, so the rate follows its verdict with some inertia. A step to a
+                # worse neighbour needs a wider lead: two rates far apart are often near a
+                # tie (dataSet_1's keep-everything and pre-warm-each-cluster rates), and
+                # walking through the worse rates between them for a fraction of a point
+                # cost up to 4 points there (docs/policies.md, section 5).
+                step = 1 if best > current else -1
+                if (
+                    scores[current + step] > scores[current]
+                    or scores[best] > scores[current] + self.far_tolerance
+                ):
+                    self.kappa_index = current + step
         return self.kappa_index
 
     def counterfactual_scores(self) -> list[float]:
@@ -209,7 +259,12 @@ class AdaptivePolicy(PlannedPolicy):
 
     # -- windows ---------------------------------------------------------------------------
     def window(self, fn: FunctionState, now: float) -> WindowPlan:
-        plan = fn.plan = self.plan_for(fn, self.select_rate(now))
+        index = self.select_rate(now)
+        plan = self.plan_for(fn, index)
+        recent = self._recent.get(fn.key)
+        if self.components.recent_plans and recent is not None and recent.use:
+            plan = self.recent_plan(fn, index) or plan
+        fn.plan = plan
         return plan
 
     def plan_for(self, fn: FunctionState, index: int) -> WindowPlan:
@@ -248,25 +303,109 @@ class AdaptivePolicy(PlannedPolicy):
         ):
             gaps.fresh = 0
             cached = self._plans[fn.key] = _Plans(gaps.summary(cold), cold, miss_wait)
-        point = cached.points.get(index)
+        return self._point(fn, cached, index)
+
+    def _point(
+        self, fn: FunctionState, plans: _Plans, index: int
+    ) -> tuple[WindowPlan, float, float]:
+        """The plan of ``plans`` at grid rate ``index`` and its cost per gap (cached)."""
+        point = plans.points.get(index)
         if point is None:
-            values, weights, censored, longest = cached.summary
+            c = self.components
+            values, weights, censored, longest = plans.summary
             plan = choose_window(
                 values,
                 weights,
                 censored,
-                cold,
+                plans.cold,
                 self.kappa_at(fn, index),
-                miss_wait_s=miss_wait,
+                miss_wait_s=plans.miss_wait,
                 prewarm=c.prewarm,
                 two_phase=c.two_phase,
                 max_keep_s=self.horizon_s,
                 max_warm_from_s=longest,
             )
-            slot, wait = outcome(values, weights, censored, cold, plan, miss_wait)
+            slot, wait = outcome(values, weights, censored, plans.cold, plan, plans.miss_wait)
             total = sum(weights) + censored
-            point = cached.points[index] = (plan, slot / total, wait / total)
+            point = plans.points[index] = (plan, slot / total, wait / total)
         return point
+
+    # -- the recent plan: following a function that changed its ways -----------------------
+    def recent_plan(self, fn: FunctionState, index: int) -> WindowPlan | None:
+        """The plan at grid rate ``index`` from the function's latest ``RECENT_GAPS`` gaps
+        only, redrawn every quarter of them (at least 16 gaps); None while too few gaps were
+        seen. While a function has no more gaps than that it is the same distribution as the
+        full plan's, drawn more often."""
+        gaps = fn.gaps
+        if not self.components.learned_windows or gaps.count < self.min_samples:
+            return None
+        cold = self.cold_s(fn)
+        miss_wait = self.miss_wait_s(fn)
+        recent = self._recent.setdefault(fn.key, _Recent())
+        plans = recent.plans
+        if (
+            plans is None
+            or gaps.total - recent.drawn_at >= max(16, min(gaps.count, RECENT_GAPS) // 4)
+            or abs(cold - plans.cold) > 0.05 * plans.cold
+            or abs(miss_wait - plans.miss_wait) > 0.1 * plans.miss_wait
+        ):
+            plans = recent.plans = _Plans(gaps.summary(cold, latest=RECENT_GAPS), cold, miss_wait)
+            recent.drawn_at = gaps.total
+        return self._point(fn, plans, index)[0]
+
+    def observe_arrival(self, pool: Pool, now: float) -> None:
+        if self.components.recent_plans:
+            self._judge_recent_plan(pool, now)
+        super().observe_arrival(pool, now)
+
+    def _judge_recent_plan(self, pool: Pool, now: float) -> None:
+        """Price the gap this arrival ends (before it is learned) under the function's full
+        and recent plans at the current rate, and use the recent plan while its decayed lead
+        is worth more than ``RECENT_LEAD_MISSES`` misses.
+
+        A plan from all 1,024 kept gaps follows a change of phase slowly (dataSet_1's
+        clusters turn irregular for a while and the plan that pre-warms for the regular
+        pauses misses). One from the latest 256 alone forgets the rare long gaps that cost
+        most where cold starts are dear (dataSet_1 at 500 ms, 48.72 to 47.56 at the best
+        fixed rate), hence the lead it must build first."""
+        fn = self.state(pool, now)
+        gaps = fn.gaps
+        gap = gaps.peek(now)
+        if gap is None:
+            return  # a new instance either way
+        index = self.kappa_index
+        recent = self._recent.get(fn.key)
+        if (
+            recent is not None
+            and gap <= recent.same_up_to_s
+            and recent.index == index
+            and gaps.total - recent.checked_at < RECENT_RECHECK_GAPS
+        ):
+            recent.lead *= RECENT_DECAY  # the hot path: both plans keep for this gap
+            recent.use = recent.lead > recent.threshold
+            return
+        full = self.plan_for(fn, index)
+        recent_plan = self.recent_plan(fn, index)
+        if recent_plan is None:
+            return
+        recent = self._recent[fn.key]
+        recent.lead *= RECENT_DECAY
+        kappa = self.kappa_at(fn, index)
+        cold = self.cold_s(fn)
+        miss_wait = self.miss_wait_s(fn)
+        same_up_to = math.inf
+        if _windows(full) != _windows(recent_plan):
+            same_up_to = min(full.keep_s, recent_plan.keep_s)
+        if gap > same_up_to:
+            queue_wait = self.queue_wait_s(pool, fn)
+            full_slot, full_wait = arrival_cost(full, gap, queue_wait, cold, miss_wait, kappa)
+            slot, wait = arrival_cost(recent_plan, gap, queue_wait, cold, miss_wait, kappa)
+            recent.lead += full_wait + kappa * full_slot - wait - kappa * slot
+        recent.same_up_to_s = same_up_to
+        recent.checked_at = gaps.total
+        recent.index = index
+        recent.threshold = RECENT_LEAD_MISSES * (miss_wait + kappa * cold)
+        recent.use = recent.lead > recent.threshold
 
     # -- cold starts: only when the instances already there would serve later -------------
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
@@ -384,3 +523,8 @@ class AdaptivePolicy(PlannedPolicy):
                 on_busy = busy
             heapq.heappush(free, (start + duration, busy))
         return waits, on_busy
+
+
+def _windows(plan: WindowPlan) -> tuple[float, float | None, float | None]:
+    """What a plan does (its cost aside)."""
+    return plan.keep_s, plan.warm_from_s, plan.warm_until_s
