@@ -56,7 +56,7 @@ class HindsightPolicy(AdaptivePolicy):
     module docstring). Bench only: it needs the trace before the run."""
 
     def __init__(self, gaps: dict[str, GapTracker], index: int) -> None:
-        super().__init__(Components(online_prices=False, recent_plans=False), fixed_index=index)
+        super().__init__(Components(online_prices=False), fixed_index=index)
         self.hindsight = gaps
         self.name = hindsight_name(index)
 

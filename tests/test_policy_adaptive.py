@@ -106,65 +106,6 @@ def test_periodic_function_is_destroyed_at_release_and_pre_warmed_just_in_time(
     assert T0 + 600.0 <= until <= T0 + 600.05
 
 
-def _phases(fx: Fixture, *phases: tuple[int, float]) -> float:
-    """Warm cycles of 50 ms requests on one instance, ``count`` of them ``gap`` seconds
-    after the previous release, phase after phase; returns the time of the last release."""
-    inst = fx.instance()
-    start = 0.0
-    for count, gap in phases:
-        for _ in range(count):
-            fx.cycle(start, 0.05, inst)
-            start += 0.05 + gap
-    return start - gap
-
-
-@pytest.mark.parametrize(
-    ("recent_plans", "busy_cycles", "keeps_for_the_busy_gaps"),
-    [
-        # A 10 s timer turns busy (0.5 s gaps). 50 gaps on, the plan from all 1,024 kept
-        # gaps still re-creates for each one (it keeps from about the 70th on) ...
-        (False, 50, False),
-        # ... the plan from the latest 256 keeps (from about the 40th), and has been
-        # cheaper for long enough.
-        (True, 50, True),
-        # Right after the change the recent plan has not been redrawn yet.
-        (True, 10, False),
-    ],
-)
-def test_a_function_that_changed_its_ways_follows_its_recent_plan(
-    recent_plans: bool, busy_cycles: int, keeps_for_the_busy_gaps: bool
-) -> None:
-    # 0.05 waiting s per GB·s: keeping 512 MB for 0.5 s is worth 0.0125 s of waiting, far
-    # less than a 200 ms cold start.
-    fx = Fixture(
-        AdaptivePolicy(
-            Components(online_prices=False, recent_plans=recent_plans),
-            fixed_index=KAPPA_GRID.index(0.05),
-        )
-    )
-    fx.policy.observe_cold_start(fx.pool, 100.0, 100.0, fx.at(0.0))
-    release = _phases(fx, (1024, 10.0), (busy_cycles, 0.5))
-    fn = fx.policy.functions["fn"]
-    plan = fx.policy.window(fn, fx.at(release))
-    assert (plan.keep_s >= 0.5) is keeps_for_the_busy_gaps
-    full = fx.policy.plan_for(fn, fx.policy.kappa_index)
-    assert full.keep_s < 0.5  # the full plan alone would not have kept
-    fx.close()
-
-
-def test_a_steady_function_keeps_its_full_plan() -> None:
-    fx = Fixture(AdaptivePolicy(Components(online_prices=False)))
-    fx.policy.observe_cold_start(fx.pool, 100.0, 100.0, fx.at(0.0))
-    release = _phases(fx, (1500, 10.0))
-    fn = fx.policy.functions["fn"]
-    index = fx.policy.kappa_index
-    recent = fx.policy.recent_plan(fn, index)
-    assert recent is not None and recent.prewarms  # the same timer, seen in fewer gaps
-    assert fx.policy._recent["fn"].use is False
-    assert fx.policy.window(fn, fx.at(release)) == fx.policy.plan_for(fn, index)
-    fx.close()
-
-
 @pytest.mark.parametrize("skew", [0.0, 3e-6, 0.002])
 def test_pre_warm_is_planned_however_far_the_clock_moved_since_the_release(
     fx: Fixture, skew: float

@@ -92,42 +92,6 @@ def test_summary_weighs_the_unseen_tail(
     assert values[-1] == 3600.0  # the tail reaches the horizon, doubling from the longest
 
 
-@pytest.mark.parametrize(
-    ("releases", "now", "expected"),
-    [
-        ([], 1.0, None),  # nothing released: a new instance
-        ([0.0, 1.0], 1.5, 0.5),  # the latest release
-        ([0.0], 150.0, None),  # older than the horizon: censored on arrival
-    ],
-)
-def test_peek_is_the_gap_an_arrival_would_take(
-    releases: list[float], now: float, expected: float | None
-) -> None:
-    gaps = GapTracker(horizon_s=100.0)
-    for at in releases:
-        gaps.release(at)
-    assert gaps.peek(now) == (None if expected is None else pytest.approx(expected))
-    assert gaps.total == 0 and gaps.count == 0  # nothing taken
-    # ... and the arrival itself then takes that gap, or needs a new instance.
-    release = gaps.arrival(now)
-    if expected is None:
-        assert release is None and gaps.new_instances == 1
-    else:
-        assert release is not None and gaps.samples[-1] == pytest.approx(expected)
-
-
-def test_summary_of_the_latest_samples_only() -> None:
-    gaps = GapTracker(horizon_s=3600.0)
-    for i, gap in enumerate([30.0] * 10 + [0.5] * 20):
-        at = 10_000.0 * i
-        gaps.release(at)
-        gaps.arrival(at + gap)
-    values, weights, _, longest = gaps.summary(latest=20)
-    assert longest == 0.5  # the ten 30 s gaps are older than the latest 20
-    assert sum(w for v, w in zip(values, weights, strict=True) if v <= 0.5) == 20.0
-    assert gaps.summary(latest=1000) == gaps.summary()
-
-
 def test_ewma() -> None:
     mean = Ewma(0.5)
     assert mean.get(7.0) == 7.0

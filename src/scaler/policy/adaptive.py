@@ -25,9 +25,6 @@ How it decides (docs/policies.md has the long form):
    its cold start times how much the function's requests waited per waiting episode.
 5. **Precise timers**: deadlines and pre-warm launches are acted on when due (the scheduler
    asks :meth:`next_wakeup`), not at the next GC pass.
-6. **Recent plans**: each function also has a plan from its latest ``RECENT_GAPS`` gaps;
-   released instances follow it while it has been cheaper on the latest arrivals by more
-   than ``RECENT_LEAD_MISSES`` misses (a function that changed its ways).
 
 Every component can be switched off (:class:`Components`) for the ablation in
 ``python -m bench.policies --ablation``.
@@ -66,15 +63,6 @@ FIXED_INDEX = 7
 #: Expected arrivals during a cold start come at the rate of this many cold starts' worth
 #: of the function's latest arrivals (``expected_arrivals``).
 RATE_WINDOW_COLD_STARTS = 2.0
-#: A function's recent plan is drawn from its latest this many gaps (``recent_plan``) ...
-RECENT_GAPS = 256
-#: ... its lead over the plan from all kept gaps decays by this factor per arrival ...
-RECENT_DECAY = 0.995
-#: ... and it is used while that lead exceeds this many misses' worth. Arrivals within
-#: both plans' keep phase cost them the same; the plans are looked at again for them only
-#: every this many gaps.
-RECENT_LEAD_MISSES = 2.0
-RECENT_RECHECK_GAPS = 16
 
 
 @attrs.frozen
@@ -97,9 +85,6 @@ class Components:
     miss_cost: bool = False
     #: Act on deadlines when due (off: only at GC passes every ``gc_interval_s``).
     precise_timers: bool = True
-    #: A second plan from the function's latest gaps, used while it has proved cheaper on
-    #: the latest arrivals (off: plans from all the gaps kept only).
-    recent_plans: bool = True
 
     @classmethod
     def names(cls) -> list[str]:
@@ -114,24 +99,6 @@ class _Plans:
     cold: float
     miss_wait: float
     points: dict[int, tuple[WindowPlan, float, float]] = attrs.Factory(dict)
-
-
-@attrs.define(slots=True)
-class _Recent:
-    """A function's recent plans, and how much cheaper they have been than its full ones."""
-
-    plans: _Plans | None = None
-    #: The function's ``gaps.total`` when ``plans`` was drawn.
-    drawn_at: int = 0
-    #: Decayed sum over arrivals of (full plan's cost - recent plan's cost), waiting seconds.
-    lead: float = 0.0
-    use: bool = False
-    #: As of the last comparison (at ``checked_at`` gaps, grid rate ``index``): gaps up to
-    #: this long cost both plans the same, and the lead ``use`` needs.
-    same_up_to_s: float = -1.0
-    checked_at: int = 0
-    index: int = -1
-    threshold: float = math.inf
 
 
 class AdaptivePolicy(PlannedPolicy):
@@ -167,12 +134,10 @@ class AdaptivePolicy(PlannedPolicy):
         self._ledger_slot = [0.0] * len(KAPPA_GRID)
         self._ledger_wait = [0.0] * len(KAPPA_GRID)
         self._plans: dict[str, _Plans] = {}
-        self._recent: dict[str, _Recent] = {}
 
     def forget(self, key: str) -> None:
         super().forget(key)
         self._plans.pop(key, None)
-        self._recent.pop(key, None)
 
     def miss_wait_s(self, fn: FunctionState) -> float:
         if not self.components.miss_cost:
@@ -203,8 +168,9 @@ class AdaptivePolicy(PlannedPolicy):
                 # come and go, so the rate follows its verdict with some inertia. A step to a
                 # worse neighbour needs a wider lead: two rates far apart are often near a
                 # tie (dataSet_1's keep-everything and pre-warm-each-cluster rates), and
-                # walking through the worse rates between them for a fraction of a point
-                # cost up to 4 points there (docs/policies.md, section 5).
+                # walking through the worse rates between them for half a point and staying
+                # at the far end cost dataSet_1 1.2-2.6 points with Assign and Idle charged
+                # 0.5-2 ms (docs/policies.md, section 3).
                 step = 1 if best > current else -1
                 if (
                     scores[current + step] > scores[current]
@@ -259,12 +225,7 @@ class AdaptivePolicy(PlannedPolicy):
 
     # -- windows ---------------------------------------------------------------------------
     def window(self, fn: FunctionState, now: float) -> WindowPlan:
-        index = self.select_rate(now)
-        plan = self.plan_for(fn, index)
-        recent = self._recent.get(fn.key)
-        if self.components.recent_plans and recent is not None and recent.use:
-            plan = self.recent_plan(fn, index) or plan
-        fn.plan = plan
+        plan = fn.plan = self.plan_for(fn, self.select_rate(now))
         return plan
 
     def plan_for(self, fn: FunctionState, index: int) -> WindowPlan:
@@ -303,109 +264,25 @@ class AdaptivePolicy(PlannedPolicy):
         ):
             gaps.fresh = 0
             cached = self._plans[fn.key] = _Plans(gaps.summary(cold), cold, miss_wait)
-        return self._point(fn, cached, index)
-
-    def _point(
-        self, fn: FunctionState, plans: _Plans, index: int
-    ) -> tuple[WindowPlan, float, float]:
-        """The plan of ``plans`` at grid rate ``index`` and its cost per gap (cached)."""
-        point = plans.points.get(index)
+        point = cached.points.get(index)
         if point is None:
-            c = self.components
-            values, weights, censored, longest = plans.summary
+            values, weights, censored, longest = cached.summary
             plan = choose_window(
                 values,
                 weights,
                 censored,
-                plans.cold,
+                cold,
                 self.kappa_at(fn, index),
-                miss_wait_s=plans.miss_wait,
+                miss_wait_s=miss_wait,
                 prewarm=c.prewarm,
                 two_phase=c.two_phase,
                 max_keep_s=self.horizon_s,
                 max_warm_from_s=longest,
             )
-            slot, wait = outcome(values, weights, censored, plans.cold, plan, plans.miss_wait)
+            slot, wait = outcome(values, weights, censored, cold, plan, miss_wait)
             total = sum(weights) + censored
-            point = plans.points[index] = (plan, slot / total, wait / total)
+            point = cached.points[index] = (plan, slot / total, wait / total)
         return point
-
-    # -- the recent plan: following a function that changed its ways -----------------------
-    def recent_plan(self, fn: FunctionState, index: int) -> WindowPlan | None:
-        """The plan at grid rate ``index`` from the function's latest ``RECENT_GAPS`` gaps
-        only, redrawn every quarter of them (at least 16 gaps); None while too few gaps were
-        seen. While a function has no more gaps than that it is the same distribution as the
-        full plan's, drawn more often."""
-        gaps = fn.gaps
-        if not self.components.learned_windows or gaps.count < self.min_samples:
-            return None
-        cold = self.cold_s(fn)
-        miss_wait = self.miss_wait_s(fn)
-        recent = self._recent.setdefault(fn.key, _Recent())
-        plans = recent.plans
-        if (
-            plans is None
-            or gaps.total - recent.drawn_at >= max(16, min(gaps.count, RECENT_GAPS) // 4)
-            or abs(cold - plans.cold) > 0.05 * plans.cold
-            or abs(miss_wait - plans.miss_wait) > 0.1 * plans.miss_wait
-        ):
-            plans = recent.plans = _Plans(gaps.summary(cold, latest=RECENT_GAPS), cold, miss_wait)
-            recent.drawn_at = gaps.total
-        return self._point(fn, plans, index)[0]
-
-    def observe_arrival(self, pool: Pool, now: float) -> None:
-        if self.components.recent_plans:
-            self._judge_recent_plan(pool, now)
-        super().observe_arrival(pool, now)
-
-    def _judge_recent_plan(self, pool: Pool, now: float) -> None:
-        """Price the gap this arrival ends (before it is learned) under the function's full
-        and recent plans at the current rate, and use the recent plan while its decayed lead
-        is worth more than ``RECENT_LEAD_MISSES`` misses.
-
-        A plan from all 1,024 kept gaps follows a change of phase slowly (dataSet_1's
-        clusters turn irregular for a while and the plan that pre-warms for the regular
-        pauses misses). One from the latest 256 alone forgets the rare long gaps that cost
-        most where cold starts are dear (dataSet_1 at 500 ms, 48.72 to 47.56 at the best
-        fixed rate), hence the lead it must build first."""
-        fn = self.state(pool, now)
-        gaps = fn.gaps
-        gap = gaps.peek(now)
-        if gap is None:
-            return  # a new instance either way
-        index = self.kappa_index
-        recent = self._recent.get(fn.key)
-        if (
-            recent is not None
-            and gap <= recent.same_up_to_s
-            and recent.index == index
-            and gaps.total - recent.checked_at < RECENT_RECHECK_GAPS
-        ):
-            recent.lead *= RECENT_DECAY  # the hot path: both plans keep for this gap
-            recent.use = recent.lead > recent.threshold
-            return
-        full = self.plan_for(fn, index)
-        recent_plan = self.recent_plan(fn, index)
-        if recent_plan is None:
-            return
-        recent = self._recent[fn.key]
-        recent.lead *= RECENT_DECAY
-        kappa = self.kappa_at(fn, index)
-        cold = self.cold_s(fn)
-        miss_wait = self.miss_wait_s(fn)
-        same_up_to = math.inf
-        if _windows(full) != _windows(recent_plan):
-            same_up_to = min(full.keep_s, recent_plan.keep_s)
-        if gap > same_up_to:
-            queue_wait = self.queue_wait_s(pool, fn)
-            full_slot, full_wait = arrival_cost(full, gap, queue_wait, cold, miss_wait, kappa)
-            slot, wait = arrival_cost(recent_plan, gap, queue_wait, cold, miss_wait, kappa)
-            recent.lead += full_wait + kappa * full_slot - wait - kappa * slot
-        recent.same_up_to_s = same_up_to
-        recent.checked_at = gaps.total
-        recent.index = index
-        recent.threshold = RECENT_LEAD_MISSES * (miss_wait + kappa * cold)
-        recent.use = recent.lead > recent.threshold
 
     # -- cold starts: only when the instances already there would serve later -------------
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
@@ -523,8 +400,3 @@ class AdaptivePolicy(PlannedPolicy):
                 on_busy = busy
             heapq.heappush(free, (start + duration, busy))
         return waits, on_busy
-
-
-def _windows(plan: WindowPlan) -> tuple[float, float | None, float | None]:
-    """What a plan does (its cost aside)."""
-    return plan.keep_s, plan.warm_from_s, plan.warm_until_s

@@ -22,10 +22,8 @@ keeps the running totals here and compares rates on a counterfactual ledger inst
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
-from collections.abc import Iterable
 
 import attrs
 
@@ -125,14 +123,6 @@ class GapTracker:
         self._add(max(0.0, now - release.at), queue_wait)
         return release
 
-    def peek(self, now: float) -> float | None:
-        """The gap an arrival at ``now`` would yield (:meth:`arrival`), without taking it:
-        None when it would need a new instance."""
-        stack = self._stack
-        if not stack or stack[-1].at < now - self.horizon_s:
-            return None
-        return max(0.0, now - stack[-1].at)
-
     def release(self, now: float) -> Release:
         """An instance was released: push it on top of the stack."""
         self._censor(now)
@@ -140,12 +130,9 @@ class GapTracker:
         self._stack.append(release)
         return release
 
-    def summary(
-        self, long_s: float = 0.0, latest: int | None = None
-    ) -> tuple[list[float], list[float], float, float]:
-        """The samples (only the ``latest`` ones, if given) as weighted points (see
-        :func:`~scaler.policy.windows.compress`), plus some weight spread over the unseen
-        tail; and the longest gap actually seen.
+    def summary(self, long_s: float = 0.0) -> tuple[list[float], list[float], float, float]:
+        """The samples as weighted points (see :func:`~scaler.policy.windows.compress`),
+        plus some weight spread over the unseen tail; and the longest gap actually seen.
 
         An empirical distribution says a gap longer than the longest seen never happens. By
         the rule of succession the next gap is longer with probability about 1/(m+1), m the
@@ -157,10 +144,7 @@ class GapTracker:
         its instance a while past what it has seen (ski rental), one whose misses are cheap
         does not, and a function seen in one burst only does not bet that it never returns.
         """
-        samples: Iterable[float] = self.samples
-        if latest is not None and latest < len(self.samples):
-            samples = itertools.islice(self.samples, len(self.samples) - latest, None)
-        values, weights, censored = compress(samples)
+        values, weights, censored = compress(self.samples)
         total = sum(weights) + censored
         longer = censored + sum(w for v, w in zip(values, weights, strict=True) if v > long_s)
         tail_weight = max(1.0, total / (longer + 1.0))

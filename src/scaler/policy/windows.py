@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import attrs
 
@@ -56,7 +56,7 @@ def break_even_s(cold_s: float, kappa: float, miss_wait_s: float | None = None) 
 
 
 def compress(
-    samples: Iterable[float], max_points: int = 96, tolerance: float = 0.02
+    samples: Sequence[float], max_points: int = 96, tolerance: float = 0.02
 ) -> tuple[list[float], list[float], float]:
     """Summarise gap samples as weighted points: (sorted values, weights, censored weight).
 
