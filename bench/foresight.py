@@ -48,14 +48,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
 
-from bench.policies import OUT, chosen_traces, target_score, trace_loaders
+from bench.policies import OUT, chosen_traces, loaded_traces, target_score, trace_loaders
 from simulator.dataset import Dataset
 from simulator.score import (
     MB_PER_GB,
@@ -300,9 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--quiet thresholds must be positive")
     if not args.repeat_ms >= 0:
         parser.error("--repeat-ms must be 0 or more")
-    loaders = trace_loaders()
     try:
-        traces = chosen_traces(args.traces, list(loaders))
+        traces = chosen_traces(args.traces, list(trace_loaders()))
     except ValueError as err:
         parser.error(str(err))
     targets = reference_targets(args.results, args.create_ms)
@@ -314,12 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'trace':<14} {'quiet s':>8} {'bound':>7} {'target':>7} {'slot GB·s':>11} "
         f"{'wait s':>9} {'surprises':>9} {'kept':>6}"
     )
-    for trace in traces:
-        loader, why = loaders[trace]
-        if loader is None:
-            print(f"skipping {trace}: {why}", file=sys.stderr)
-            continue
-        dataset = loader()
+    for trace, dataset in loaded_traces(traces):
         target = targets.get(trace)
         for quiet in quiets:
             bound = foresight_bound(

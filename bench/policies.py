@@ -256,17 +256,23 @@ def chosen_policies(
     return policies
 
 
-def runs(
-    traces: list[str], policies: list[str], create_ms: float, rpc_latency_ms: float
-) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Per trace, its rows (skipping absent traces with a message on stderr)."""
+def loaded_traces(traces: list[str]) -> Iterator[tuple[str, Dataset]]:
+    """Each of ``traces`` loaded, in order; an absent one is skipped with a message on
+    stderr."""
     loaders = trace_loaders()
     for trace in traces:
         loader, why = loaders.get(trace, (None, "unknown trace"))
         if loader is None:
             print(f"skipping {trace}: {why}", file=sys.stderr)
             continue
-        dataset = loader()
+        yield trace, loader()
+
+
+def runs(
+    traces: list[str], policies: list[str], create_ms: float, rpc_latency_ms: float
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Per trace, its rows (skipping absent traces with a message on stderr)."""
+    for trace, dataset in loaded_traces(traces):
         gaps = whole_run_gaps(dataset) if any(is_hindsight(p) for p in policies) else {}
         rows = []
         for policy in policies:
