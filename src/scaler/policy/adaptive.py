@@ -337,16 +337,16 @@ class AdaptivePolicy(PlannedPolicy):
         start only once its waits have paid for one (dataSet_1 50.25 / 46.39 at 100 / 500 ms
         before, 51.74 / 46.68 after; docs/policies.md)."""
         recent = fn.recent_arrivals
-        if not recent:
-            return []
         window = RATE_WINDOW_COLD_STARTS * self.cold_s(fn)
+        if not recent or window <= 0:
+            return []
         latest = recent[-1]
         gaps = -1  # inter-arrival times inside the window
         for at in reversed(recent):
             if latest - at > window:
                 break
             gaps += 1
-        if gaps < 2 or window <= 0:
+        if gaps < 2:
             return []
         span = window
         if gaps == len(recent) - 1 and len(recent) == recent.maxlen:
