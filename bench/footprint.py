@@ -146,7 +146,8 @@ def fsm_cost(batch: int = 2_000, repeat: int = 5, live: int = 10_000) -> dict[st
             t0 = time.perf_counter()
             made = [Instance(f"fsm-{next(serial)}", spec, clock, journal) for _ in range(batch)]
             best = min(best, (time.perf_counter() - t0) / batch * 1e6)
-            for inst in made:  # creating -> deleted takes it off the shared Machine
+            for inst in made:  # new -> creating -> deleted: each instance's whole short life
+                inst.fire("create", "bench")
                 inst.fire("slot_failed", "bench cleanup")
         return best
 
@@ -155,10 +156,12 @@ def fsm_cost(batch: int = 2_000, repeat: int = 5, live: int = 10_000) -> dict[st
     resident = [Instance(f"fsm-live-{i}", spec, clock, journal) for i in range(live)]
     loaded_us = create_us()
     for inst in resident:
+        inst.fire("create", "bench")
         inst.fire("slot_failed", "bench cleanup")
     del resident
 
     inst = Instance("fsm-pair", spec, clock, journal)
+    inst.fire("create", "bench")
     inst.fire("slot_created", "bench", slot_id="slot-fsm")
     inst.fire("init_succeeded", "bench")
     pairs = batch * 5

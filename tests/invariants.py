@@ -3,7 +3,8 @@ from the instance's previous state, and a busy instance serves exactly one reque
 
 from __future__ import annotations
 
-from scaler.states import BUSY, CREATING, DELETED, TransitionRecord, allowed
+from scaler.states import BUSY, DELETED, TransitionRecord, allowed
+from scaler.states.lifecycle import INITIAL_STATE
 
 
 class TransitionChecker:
@@ -17,7 +18,7 @@ class TransitionChecker:
 
     def __call__(self, record: TransitionRecord) -> None:
         self.records += 1
-        previous = self.state.get(record.instance, CREATING)
+        previous = self.state.get(record.instance, INITIAL_STATE)
         if record.source != previous:
             self.violations.append(f"{record}: from {record.source}, but was {previous}")
         if allowed(record.source, record.event) != record.dest:

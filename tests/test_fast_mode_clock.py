@@ -41,7 +41,7 @@ def _prewarms(clock: type[LoopClock], monkeypatch: pytest.MonkeyPatch) -> int:
     dataset = generate_workload(seed=3, duration_s=600, functions=10)
     run = fast.run_fast(dataset, "adaptive", journal=journal)
     assert run.totals.leaked_slots == 0
-    return sum(1 for r in records if r.event == "slot_created" and r.reason == "pre-warm")
+    return sum(1 for r in records if r.event == "create" and r.reason.startswith("pre-warm"))
 
 
 def test_default_policy_pre_warms_as_much_on_a_moving_clock(

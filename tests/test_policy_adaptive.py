@@ -22,8 +22,9 @@ from scaler.policy import (
 )
 from scaler.policy.adaptive import FIXED_INDEX, KAPPA_GRID
 from scaler.policy.reference import ReferencePolicy
-from scaler.pool import Pool, Waiter
+from scaler.pool import Registry
 from scaler.states import BUSY, IDLE, FunctionSpec, Instance, Journal
+from scaler.waiters import Waiter
 
 T0 = 1_700_000_000.0
 _ids = itertools.count(1)
@@ -35,7 +36,8 @@ class Fixture:
     def __init__(self, policy: AdaptivePolicy, memory_mb: int = 512) -> None:
         self.policy = policy
         self.clock = ManualClock(T0)
-        self.pool = Pool(FunctionSpec("fn", memory_mb))
+        self.registry = Registry()
+        self.pool = self.registry.pool(FunctionSpec("fn", memory_mb))
         self.loop = asyncio.new_event_loop()
 
     def close(self) -> None:
@@ -46,10 +48,8 @@ class Fixture:
         return self.clock.t
 
     def instance(self, state: str = IDLE, request: str = "r") -> Instance:
-        inst = Instance(
-            f"i{next(_ids)}", self.pool.spec, self.clock, Journal(), self.pool.on_transition
-        )
-        self.pool.adopt(inst)
+        inst = Instance(f"i{next(_ids)}", self.pool.spec, self.clock, Journal(), self.registry)
+        inst.fire("create")
         if state != "creating":
             inst.fire("slot_created", slot_id=f"s-{inst.instance_id}")
             inst.fire("init_succeeded")
@@ -58,8 +58,8 @@ class Fixture:
         return inst
 
     def waiter(self, request_id: str, t: float) -> Waiter:
-        waiter = Waiter(request_id, self.loop.create_future(), T0 + t)
-        self.pool.waiters.append(waiter)
+        waiter = Waiter(request_id, self.pool.key, self.loop.create_future(), T0 + t)
+        self.pool.waiters.add(waiter)
         return waiter
 
     def cycle(self, start: float, duration: float, inst: Instance, skew: float = 0.0) -> None:
@@ -70,8 +70,8 @@ class Fixture:
         inst.fire("assign", request=f"q{start}")
         now = self.at(start + duration)
         self.policy.observe_release(self.pool, inst, int(duration * 1000), now)
-        inst.fire("release")
-        inst.keep_until = self.policy.keep_alive_until(self.pool, inst, now + skew)
+        keep_until = self.policy.keep_alive_until(self.pool, inst, now + skew)
+        inst.fire("release", request=f"q{start}", keep_until=keep_until)
 
 
 @pytest.fixture
@@ -92,18 +92,14 @@ def test_periodic_function_is_destroyed_at_release_and_pre_warmed_just_in_time(
     release = 30.0 * 19 + 0.05
     # Kept no longer than it takes to plan: destroyed at release...
     assert inst.keep_until == pytest.approx(T0 + release)
-    assert list(policy.expired(pool, fx.at(release))) == [inst]
+    assert pool.past_deadline(fx.at(release)) == [inst]
     # ...and a fresh instance is started one cold start before the next arrival.
     launch = policy.next_wakeup(pool, fx.at(release))
     assert launch == pytest.approx(T0 + 30.0 * 20 - 0.149, abs=0.005)
-    assert policy.prewarm(pool, launch - 0.01) == 0
-    assert policy.prewarm(pool, fx.at(launch - T0)) == 1
-    # The pre-warmed instance is kept just past the latest arrival seen.
-    fresh = fx.instance()
-    fx.clock.t = launch + 0.149
-    fresh.created_at = launch
-    until = policy.keep_alive_until(pool, fresh, fx.clock.t)
-    assert T0 + 600.0 <= until <= T0 + 600.05
+    assert len(policy.prewarm(pool, launch - 0.01)) == 0
+    orders = policy.prewarm(pool, fx.at(launch - T0))
+    # One pre-warm, whose instance is kept just past the latest arrival seen.
+    assert len(orders) == 1 and T0 + 600.0 <= orders[0] <= T0 + 600.05
 
 
 @pytest.mark.parametrize("skew", [0.0, 3e-6, 0.002])
@@ -119,7 +115,7 @@ def test_pre_warm_is_planned_however_far_the_clock_moved_since_the_release(
     for k in range(20):
         fx.cycle(30.0 * k, 0.05, inst, skew=skew)
     now = fx.at(30.0 * 19 + 0.05 + skew)
-    assert list(policy.expired(pool, now)) == [inst]  # destroyed at release...
+    assert pool.past_deadline(now) == [inst]  # destroyed at release...
     launch = policy.next_wakeup(pool, now)  # ...and re-created just in time
     assert launch == pytest.approx(T0 + 30.0 * 20 - 0.149, abs=0.005)
 
@@ -133,7 +129,7 @@ def test_an_early_arrival_cancels_the_pending_pre_warm(fx: Fixture) -> None:
     policy.expired(pool, fx.at(570.05))
     inst.fire("expire")
     policy.observe_arrival(pool, fx.at(575.0))  # long before the planned pre-warm
-    assert policy.prewarm(pool, fx.at(600.0)) == 0
+    assert len(policy.prewarm(pool, fx.at(600.0))) == 0
 
 
 @pytest.mark.parametrize(
@@ -166,13 +162,13 @@ def test_a_function_that_goes_quiet_is_released(fx: Fixture) -> None:
     inst = fx.instance()
     for k in range(40):  # a request every 100 ms, then nothing
         fx.cycle(0.1 * k, 0.02, inst)
-    deadline = policy.next_wakeup(pool, fx.clock.t)
+    deadline = pool.next_deadline()
     assert deadline is not None and deadline < fx.clock.t + 600.0
-    assert list(policy.expired(pool, deadline - 0.001)) == []
-    assert list(policy.expired(pool, deadline)) == [inst]
+    assert pool.past_deadline(deadline - 0.001) == []
+    assert pool.past_deadline(deadline) == [inst]
     inst.fire("expire")
     inst.fire("destroyed")
-    assert policy.next_wakeup(pool, deadline) is None
+    assert pool.next_deadline() is None and policy.next_wakeup(pool, deadline) is None
 
 
 @pytest.mark.parametrize(
@@ -466,6 +462,6 @@ def test_reference_is_unchanged() -> None:
     policy = make_policy("reference")
     assert isinstance(policy, ReferencePolicy)
     assert policy.keep_alive_s == 300.0 and policy.gc_interval_s == 10.0
-    pool = Pool(FunctionSpec("fn", 128))
+    pool = Registry().pool(FunctionSpec("fn", 128))
     assert policy.next_wakeup(pool, T0) is None
-    assert policy.prewarm(pool, T0) == 0
+    assert len(policy.prewarm(pool, T0)) == 0

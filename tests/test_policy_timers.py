@@ -19,6 +19,7 @@ class ShortKeep(Policy):
     """Keeps 50 ms, pre-warms one instance 100 ms after the first release, GC every hour."""
 
     gc_interval_s = 3600.0
+    precise_timers = True
 
     def __init__(self) -> None:
         self.prewarm_at: float | None = None
@@ -28,17 +29,16 @@ class ShortKeep(Policy):
             self.prewarm_at = now + 0.1
         return now + 0.05
 
-    def prewarm(self, pool: Pool, now: float) -> int:
+    def prewarm(self, pool: Pool, now: float) -> list[float]:
         if self.prewarm_at is not None and now >= self.prewarm_at:
             self.prewarm_at = float("inf")
-            return 1
-        return 0
+            return [now + 60.0]
+        return []
 
     def next_wakeup(self, pool: Pool, now: float) -> float | None:
-        times = [i.keep_until for i in pool.idle_instances()]
         if self.prewarm_at is not None and self.prewarm_at != float("inf"):
-            times.append(self.prewarm_at)
-        return min(times, default=None)
+            return self.prewarm_at
+        return None
 
 
 async def test_deadlines_and_prewarms_fire_between_gc_passes() -> None:
@@ -51,6 +51,8 @@ async def test_deadlines_and_prewarms_fire_between_gc_passes() -> None:
     assert platform.destroyed == ["slot-1"]
     await asyncio.sleep(0.1)  # past the pre-warm time
     assert platform.created == ["slot-1", "slot-2"]
+    prewarmed = next(iter(scheduler.instances.values()))
+    assert prewarmed.prewarmed and prewarmed.keep_until > scheduler.clock.now() + 59
     await scheduler.shutdown()
 
 
@@ -58,5 +60,5 @@ async def test_the_reference_policy_arms_no_timer() -> None:
     scheduler = Scheduler(FakePlatform(), ReferencePolicy(), LoopClock())
     first = await scheduler.assign("r1", FN)
     await scheduler.idle("r1", "fn", first.instance_id, RunResult(200, 10))
-    assert scheduler._wakeups == {}
+    assert scheduler.timers.armed(("fn", "wake")) is None
     await scheduler.shutdown()

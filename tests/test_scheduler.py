@@ -7,13 +7,15 @@ import asyncio
 import pytest
 
 from scaler.clock import LoopClock
-from scaler.policy import make_policy
+from scaler.policy import Policy, make_policy
+from scaler.policy.reference import ReferencePolicy
 from scaler.scheduler import (
     InvalidArgument,
     InvalidAssignment,
     NotFound,
     RunResult,
     Scheduler,
+    SchedulerSettings,
     Unavailable,
 )
 from scaler.states import BUSY, IDLE, FunctionSpec, Journal, TransitionRecord
@@ -24,16 +26,29 @@ OTHER = FunctionSpec("other", 128)
 OK = RunResult(200, 10)
 
 
-def make(platform: FakePlatform | None = None, journal: Journal | None = None) -> Scheduler:
+class ShortKeep(ReferencePolicy):
+    keep_alive_s = 0.05
+
+
+def make(
+    platform: FakePlatform | None = None,
+    journal: Journal | None = None,
+    settings: SchedulerSettings | None = None,
+    policy: Policy | None = None,
+) -> Scheduler:
     return Scheduler(
-        platform or FakePlatform(), make_policy("reference"), LoopClock(), journal or Journal()
+        platform or FakePlatform(),
+        policy or make_policy("reference"),
+        LoopClock(),
+        journal or Journal(),
+        settings,
     )
 
 
 async def settle(scheduler: Scheduler) -> None:
-    """Wait for every background task (destroys) the scheduler started."""
-    while scheduler._tasks:
-        await asyncio.wait(list(scheduler._tasks))
+    """Wait for every platform call (destroys) the scheduler's instances still run."""
+    while scheduler.actuator.tasks:
+        await asyncio.wait(list(scheduler.actuator.tasks))
 
 
 async def test_cold_start_then_warm_hit_reuses_the_instance() -> None:
@@ -95,7 +110,7 @@ async def test_retried_assign_with_another_function_is_refused() -> None:
 def snapshot(s: Scheduler) -> tuple:
     return (
         {i: (x.state, x.request_id) for i, x in s.instances.items()},
-        dict(s._serving),
+        {r: i.instance_id for r, i in s.registry.serving.items()},
     )
 
 
@@ -193,8 +208,9 @@ async def test_destroy_failures_are_retried_until_the_slot_is_gone() -> None:
     records: list[TransitionRecord] = []
     journal = Journal()
     journal.attach(records.append)
-    s = make(platform, journal)
-    s.settings = type(s.settings)(destroy_retry_first_s=0.001, destroy_retry_max_s=0.002)
+    s = make(
+        platform, journal, SchedulerSettings(destroy_retry_first_s=0.001, destroy_retry_max_s=0.002)
+    )
     a = await s.assign("r1", FN)
     platform.fail["destroy"] = 3
     await s.idle("r1", "fn", a.instance_id, RunResult(502, 1, need_destroy=True))
@@ -222,11 +238,12 @@ async def test_released_instance_goes_to_the_oldest_waiter() -> None:
 
 async def test_expiry_destroys_instances_past_their_deadline() -> None:
     platform = FakePlatform()
-    s = make(platform)
+    s = make(platform, policy=ShortKeep())
     a = await s.assign("r1", FN)
     await s.idle("r1", "fn", a.instance_id, OK)
     assert s.collect() == 0
-    s.instances[a.instance_id].keep_until = s.clock.now() - 1
+    assert s.instances[a.instance_id].keep_until == pytest.approx(s.clock.now() + 0.05, abs=0.01)
+    await asyncio.sleep(0.06)
     assert s.collect() == 1
     await settle(s)
     assert not platform.slots and not s.instances
@@ -271,13 +288,12 @@ async def test_cancelled_assign_gives_its_instance_back() -> None:
         await waiting
     await asyncio.sleep(0.01)
     assert [i.state for i in s.instances.values()] == [IDLE]
-    assert s._serving == {}
+    assert s.registry.serving == {}
 
 
 async def test_per_function_state_is_bounded() -> None:
     platform = FakePlatform()
-    s = make(platform)
-    s.settings = type(s.settings)(max_functions=10)
+    s = make(platform, settings=SchedulerSettings(max_functions=10))
     for i in range(10):
         a = await s.assign(f"r{i}", FunctionSpec(f"k{i}", 128))
         if i < 5:  # half the functions end up with nothing (their instance destroyed)

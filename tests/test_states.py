@@ -16,6 +16,7 @@ from scaler.states import (
     EVENTS,
     IDLE,
     INITING,
+    NEW,
     STATES,
     FunctionSpec,
     IllegalTransition,
@@ -28,12 +29,13 @@ from scaler.states.instance import MACHINE
 
 # A path of legal events from `creating` to each state, used to put an instance there.
 PATH_TO = {
-    CREATING: [],
-    INITING: ["slot_created"],
-    IDLE: ["slot_created", "init_succeeded"],
-    BUSY: ["slot_created", "init_succeeded", "assign"],
-    DELETING: ["slot_created", "init_succeeded", "expire"],
-    DELETED: ["slot_failed"],
+    NEW: [],
+    CREATING: ["create"],
+    INITING: ["create", "slot_created"],
+    IDLE: ["create", "slot_created", "init_succeeded"],
+    BUSY: ["create", "slot_created", "init_succeeded", "assign"],
+    DELETING: ["create", "slot_created", "init_succeeded", "expire"],
+    DELETED: ["create", "slot_failed"],
 }
 
 
@@ -48,8 +50,62 @@ def make_instance(state: str = CREATING, journal: Journal | None = None) -> Inst
 @pytest.mark.parametrize("edge", EDGES, ids=lambda e: f"{e.source}-{e.event}-{e.dest}")
 def test_every_legal_edge_moves_to_its_destination(edge) -> None:
     instance = make_instance(edge.source)
-    instance.fire(edge.event, "test", request="r-2", slot_id="s-1")
+    instance.fire(edge.event, "test", request="r-1", slot_id="s-1")
     assert instance.state == edge.dest
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "data"),
+    [
+        (CREATING, "slot_created", {}),
+        (IDLE, "assign", {}),
+        (IDLE, "assign", {"request": ""}),
+        (BUSY, "release", {"request": "r-other"}),
+        (BUSY, "release", {}),
+    ],
+    ids=[
+        "slot without id",
+        "assign without request",
+        "assign empty",
+        "release by another",
+        "release by nobody",
+    ],
+)
+def test_guards_refuse_and_change_nothing(state: str, event: str, data: dict) -> None:
+    records: list[TransitionRecord] = []
+    journal = Journal()
+    instance = make_instance(state, journal)
+    journal.attach(records.append)
+    before = (instance.state, instance.slot_id, instance.request_id, instance.served)
+    with pytest.raises(IllegalTransition, match="guard"):
+        instance.fire(event, **data)
+    assert (instance.state, instance.slot_id, instance.request_id, instance.served) == before
+    assert records == []
+
+
+def test_fsm_data_follows_the_state() -> None:
+    instance = make_instance(INITING)
+    instance.fire("init_succeeded", keep_until=123.0, init_ms=40)
+    assert instance.keep_until == 123.0 and instance.init_ms == 40 and instance.prewarmed
+    instance.fire("assign", request="r-9")
+    assert instance.request_id == "r-9" and instance.keep_until == float("inf")
+    assert not instance.prewarmed
+    instance.fire("retire", "need_destroy: crash", request="r-9")
+    assert instance.request_id is None and instance.cause == "need_destroy: crash"
+
+
+def test_a_failing_sink_drops_records_but_not_transitions() -> None:
+    kept: list[TransitionRecord] = []
+    journal = Journal()
+
+    def broken(record: TransitionRecord) -> None:
+        raise OSError("disk full")
+
+    journal.attach(broken)
+    journal.attach(kept.append)
+    instance = make_instance(IDLE, journal)
+    assert instance.state == IDLE
+    assert journal.dropped == 3 and len(kept) == 3
 
 
 ILLEGAL = [(s, e) for s in STATES for e in EVENTS if allowed(s, e) is None]
@@ -89,6 +145,7 @@ def test_one_record_per_transition_with_every_field() -> None:
     journal.attach(records.append)
     clock = ManualClock(100.0)
     instance = Instance("i-9", FunctionSpec("fn-a", 128), clock, journal)
+    instance.fire("create", "pre-warm")
     instance.fire("slot_created", "created", slot_id="slot-3")
     clock.advance(0.5)
     instance.fire("init_succeeded", "ready")
@@ -96,6 +153,7 @@ def test_one_record_per_transition_with_every_field() -> None:
     clock.advance(1.0)
     instance.fire("release", "done", request="req-7")
     assert [(r.event, r.source, r.dest) for r in records] == [
+        ("create", NEW, CREATING),
         ("slot_created", CREATING, INITING),
         ("init_succeeded", INITING, IDLE),
         ("assign", IDLE, BUSY),
@@ -145,7 +203,7 @@ def test_transition_log_writes_json_lines(tmp_path) -> None:
     instance.fire("init_failed", "boom")
     journal.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["event"] for line in lines] == ["slot_created", "init_failed"]
+    assert [line["event"] for line in lines] == ["create", "slot_created", "init_failed"]
     assert set(lines[0]) == {
         "time",
         "instance",
@@ -157,8 +215,8 @@ def test_transition_log_writes_json_lines(tmp_path) -> None:
         "to",
         "reason",
     }
-    assert lines[1]["from"] == INITING and lines[1]["to"] == DELETING
-    assert lines[1]["reason"] == "boom" and lines[1]["slot"] == "s-5"
+    assert lines[2]["from"] == INITING and lines[2]["to"] == DELETING
+    assert lines[2]["reason"] == "boom" and lines[2]["slot"] == "s-5"
 
 
 def test_gzip_transition_log(tmp_path) -> None:
@@ -170,7 +228,7 @@ def test_gzip_transition_log(tmp_path) -> None:
     make_instance(IDLE, journal)
     journal.close()
     with gzip.open(path, "rt") as stream:
-        assert len(stream.read().splitlines()) == 2
+        assert len(stream.read().splitlines()) == 3
 
 
 def test_edge_table_is_consistent() -> None:
@@ -190,7 +248,7 @@ def test_loguru_sink_carries_the_record_in_extra() -> None:
         make_instance(INITING, journal)
     finally:
         logger.remove(handler)
-    assert seen == [
+    assert seen[1:] == [
         {
             "time": 1_700_000_000.0,
             "instance": "i-1",

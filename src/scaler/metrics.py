@@ -55,6 +55,19 @@ class SchedulerCollector(Collector):
             counter = CounterMetricFamily(f"scaler_{name}", help_text)
             counter.add_metric([], stats[name])
             yield counter
+        policy_errors = CounterMetricFamily(
+            "scaler_policy_errors",
+            "Policy calls that raised (the decision fell back to the sample scaler's)",
+            labels=["decision"],
+        )
+        for decision, n in sorted(self.scheduler.decide.errors.items()):
+            policy_errors.add_metric([decision], n)
+        yield policy_errors
+        dropped = CounterMetricFamily(
+            "scaler_journal_dropped", "Transition records a failing log sink could not take"
+        )
+        dropped.add_metric([], self.scheduler.journal.dropped)
+        yield dropped
         if self.platform is not None:
             errors = CounterMetricFamily(
                 "scaler_platform_errors",

@@ -1,64 +1,61 @@
-"""One function's instances, indexed by state, and the requests waiting for one.
+"""Indexes derived from the FSM: per function a :class:`Pool`, and the scheduler-wide maps.
 
-The indexes (idle set, per-state counts) are updated only from the FSM's transition callback
-(:meth:`Pool.on_transition`), so they are views of the FSM, never a second source of truth.
+Every index here (the instances by id, the request a busy instance serves, each function's
+idle stack, its idle deadlines and its counts by state) is written in one place only,
+:meth:`Registry.on_transition`, which every instance's FSM calls after each transition. So an
+index is a view of FSM states and can never say something the FSM does not; ``recount``
+rebuilds them all from the states, for tests to compare.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from collections.abc import Iterator
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Iterator
 
-import attrs
-
-from scaler.states import DELETED, IDLE, STATES, FunctionSpec, Instance
-from scaler.states.lifecycle import CREATING, INITING
-
-
-@attrs.define(slots=True, eq=False)
-class Waiter:
-    """An Assign that found no idle instance and waits for one."""
-
-    request_id: str
-    future: asyncio.Future[Instance]
-    arrived_at: float
-    cold_start_attempts: int = 0
+from scaler.states import BUSY, DELETED, IDLE, STATES, FunctionSpec, Instance
+from scaler.states.lifecycle import INITIAL_STATE, STARTING_STATES
+from scaler.waiters import Waiter, WaitQueue
 
 
 class Pool:
-    """Instances of one function key, plus the FIFO of waiting requests."""
+    """One function's instances, indexed by state, and the FIFO of its waiting requests."""
 
-    def __init__(self, spec: FunctionSpec) -> None:
+    def __init__(self, spec: FunctionSpec, waiting: dict[str, Waiter]) -> None:
         self.spec = spec
         self.instances: dict[str, Instance] = {}
-        self.waiters: deque[Waiter] = deque()
+        self.waiters = WaitQueue(waiting)
         self.counts: dict[str, int] = dict.fromkeys(STATES, 0)
-        self._idle: dict[str, Instance] = {}
+        self._idle: dict[str, Instance] = {}  # insertion order: the last to go idle is last
+        #: (keep_until, seq, instance, idle since): stale entries are skipped lazily.
+        self._deadlines: list[tuple[float, int, Instance, float]] = []
+        self._seq = itertools.count()
         self.last_activity = 0.0
 
     @property
     def key(self) -> str:
         return self.spec.key
 
-    # -- index maintenance: called by the FSM's after-transition hook only ----------------
-    def on_transition(self, instance: Instance, source: str, dest: str) -> None:
+    # -- the index, updated by Registry.on_transition only -------------------------------------
+    def _update(self, instance: Instance, source: str, dest: str) -> None:
         counts = self.counts
-        counts[source] -= 1
         counts[dest] += 1
+        if source == INITIAL_STATE:  # an instance is born by its first transition
+            self.instances[instance.instance_id] = instance
+        else:
+            counts[source] -= 1
         if source == IDLE and dest != IDLE:
             del self._idle[instance.instance_id]
-        if dest == IDLE and source != IDLE:
+        if dest == IDLE:
             self._idle[instance.instance_id] = instance
+            if instance.keep_until < math.inf:
+                entry = (instance.keep_until, next(self._seq), instance, instance.changed_at)
+                heapq.heappush(self._deadlines, entry)
         if dest == DELETED:
-            self.instances.pop(instance.instance_id, None)
+            del self.instances[instance.instance_id]
 
-    def adopt(self, instance: Instance) -> None:
-        """Start tracking a freshly created instance (state ``creating``)."""
-        self.instances[instance.instance_id] = instance
-        self.counts[instance.state] += 1
-
-    # -- read-only views for the scheduler and the policy ----------------------------------
+    # -- read-only views for the scheduler and the policy --------------------------------------
     def most_recent_idle(self) -> Instance | None:
         """The instance that went idle last (LIFO keeps the others ageing towards expiry)."""
         if not self._idle:
@@ -69,28 +66,120 @@ class Pool:
         """Idle instances, the longest idle first."""
         return iter(list(self._idle.values()))
 
+    def next_deadline(self) -> float | None:
+        """The earliest keep-alive deadline of an idle instance (None when none is idle)."""
+        deadlines = self._deadlines
+        while deadlines:
+            until, _, instance, since = deadlines[0]
+            if instance.state == IDLE and instance.changed_at == since:
+                return until
+            heapq.heappop(deadlines)
+        return None
+
+    def past_deadline(self, now: float) -> list[Instance]:
+        """Idle instances whose keep-alive deadline is at or before ``now``."""
+        out = []
+        while self.next_deadline() is not None and self._deadlines[0][0] <= now:
+            out.append(heapq.heappop(self._deadlines)[2])
+        return out
+
     @property
     def starting_count(self) -> int:
-        return self.counts[CREATING] + self.counts[INITING]
+        return sum(self.counts[state] for state in STARTING_STATES)
 
     @property
     def live_count(self) -> int:
         return len(self.instances)
 
     def pending_waiters(self) -> int:
-        return sum(1 for w in self.waiters if not w.future.done())
+        return len(self.waiters)
 
     def oldest_waiter(self) -> Waiter | None:
-        """The oldest waiter still waiting, left in the queue (None if none waits)."""
-        return next((w for w in self.waiters if not w.future.done()), None)
+        return self.waiters.oldest()
 
-    def next_waiter(self) -> Waiter | None:
-        """Pop the oldest waiter still waiting (cancelled ones are dropped)."""
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.future.done():
-                return waiter
-        return None
+    def uncovered(self) -> int:
+        """Waiting requests that no instance on its way will serve (instances go FIFO)."""
+        return len(self.waiters) - self.starting_count
 
     def is_quiet(self) -> bool:
         return not self.instances and not self.waiters
+
+
+class Registry:
+    """Every function's pool and the scheduler-wide indexes, all derived from transitions.
+
+    ``effects`` hears of each transition after the indexes and the transition record (the
+    platform calls a state implies); ``on_change`` after that (e.g. "nothing in use any more").
+    """
+
+    def __init__(self) -> None:
+        self.pools: dict[str, Pool] = {}
+        #: Live instances (not yet ``deleted``) by id.
+        self.instances: dict[str, Instance] = {}
+        #: Request id -> the busy instance serving it.
+        self.serving: dict[str, Instance] = {}
+        #: Request id -> its waiter (kept by the pools' wait queues).
+        self.waiting: dict[str, Waiter] = {}
+        #: Instances busy or on their way (what a graceful shutdown waits for).
+        self.in_use = 0
+        self.effects: Callable[[Instance, str, str], None] | None = None
+        self.on_change: Callable[[], None] | None = None
+
+    def pool(self, spec: FunctionSpec) -> Pool:
+        pool = self.pools.get(spec.key)
+        if pool is None:
+            pool = self.pools[spec.key] = Pool(spec, self.waiting)
+        return pool
+
+    # -- the one transition callback (scaler.states.Lifecycle) ---------------------------------
+    def on_transition(
+        self, instance: Instance, source: str, dest: str, request: str | None
+    ) -> None:
+        self.pools[instance.function.key]._update(instance, source, dest)
+        if source == INITIAL_STATE:
+            self.instances[instance.instance_id] = instance
+        elif dest == DELETED:
+            del self.instances[instance.instance_id]
+        if dest == BUSY:
+            self.serving[request] = instance  # type: ignore[index]
+        elif source == BUSY:
+            del self.serving[request]  # type: ignore[arg-type]
+        self.in_use += _in_use(dest) - _in_use(source)
+
+    def on_entered(self, instance: Instance, source: str, dest: str) -> None:
+        if self.effects is not None:
+            self.effects(instance, source, dest)
+        if self.on_change is not None:
+            self.on_change()
+
+    # -- checking ------------------------------------------------------------------------------
+    def recount(self) -> dict[str, object]:
+        """Every index rebuilt from the instances' FSM states (what the indexes must equal)."""
+        live = [i for p in self.pools.values() for i in p.instances.values()]
+        return {
+            "instances": {i.instance_id for i in live if i.state != DELETED},
+            "serving": {i.request_id: i.instance_id for i in live if i.state == BUSY},
+            "in_use": sum(_in_use(i.state) for i in live),
+            "counts": {
+                key: {s: sum(1 for i in p.instances.values() if i.state == s) for s in STATES}
+                for key, p in self.pools.items()
+            },
+            "idle": {
+                key: {i.instance_id for i in p.instances.values() if i.state == IDLE}
+                for key, p in self.pools.items()
+            },
+        }
+
+    def indexes(self) -> dict[str, object]:
+        """The indexes as kept, in the shape of :meth:`recount`."""
+        return {
+            "instances": set(self.instances),
+            "serving": {r: i.instance_id for r, i in self.serving.items()},
+            "in_use": self.in_use,
+            "counts": {key: dict(p.counts) for key, p in self.pools.items()},
+            "idle": {key: set(p._idle) for key, p in self.pools.items()},
+        }
+
+
+def _in_use(state: str) -> int:
+    return 1 if state == BUSY or state in STARTING_STATES else 0

@@ -1,67 +1,65 @@
-"""Assign, Idle and expiry: the only code that consults the policy, fires FSM events and calls
-the platform.
+"""Assign and Idle: the path of one request, and the cold starts it leads to.
 
-A request's path: :meth:`Scheduler.assign` takes the most recently idle instance of its
-function (warm hit) or queues the request and lets the policy decide how many cold starts to
-launch. Whichever instance becomes idle first (a fresh one, or a busy one being released) goes
-to the oldest waiting request. :meth:`Scheduler.idle` releases or retires the instance.
+The scheduler only issues events. A request's path, straight through:
 
-Everything runs on one asyncio loop, and every FSM event fires synchronously on it, so two
-requests can never take the same instance: the second ``assign`` event finds it ``busy`` and
-the FSM refuses.
+1. ``assign``: a warm hit fires ``assign`` on the function's most recently idle instance.
+   Otherwise the request joins the function's wait queue (with its Assign deadline) and the
+   policy decides how many cold starts to begin (``create`` on a new instance; the
+   :class:`~scaler.actuator.Actuator` then runs CreateSlot and Init as that instance's task).
+   Whatever the policy says, the oldest request no starting instance covers gets a cold start
+   once it has waited the policy's patience.
+2. ``_ready`` (Init answered) and ``idle`` (the request finished) both end in
+   ``_hand_or_keep``: the instance goes to the oldest waiting request, or stays idle until the
+   policy's deadline (``keep_until``, FSM data), or, with need_destroy, is retired.
+3. A failed cold start is retried for its request (twice by default), then answered
+   ``InternalError``.
+
+Everything runs on one asyncio loop and every event fires synchronously on it, so two requests
+can never take one instance: the second ``assign`` finds it ``busy`` and the FSM refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
+import math
 from collections import OrderedDict
-from collections.abc import Coroutine
-from typing import Any
 
 import attrs
 from loguru import logger
 
+from scaler.actuator import Actuator, DestroyRetry
+from scaler.answers import (
+    Assigned,
+    InvalidArgument,
+    InvalidAssignment,
+    NotFound,
+    RunResult,
+    SchedulerError,
+    Unavailable,
+)
 from scaler.clock import Clock
-from scaler.platform import PlatformApi, PlatformError, SlotNotFound
+from scaler.expiry import Expiry
+from scaler.platform import InitInfo, PlatformApi, PlatformError
 from scaler.policy import Policy
-from scaler.pool import Pool, Waiter
-from scaler.states import BUSY, DELETED, IDLE, FunctionSpec, Instance, Journal
+from scaler.policy.guard import GuardedPolicy, Meter
+from scaler.pool import Pool, Registry
+from scaler.states import BUSY, IDLE, FunctionSpec, Instance, Journal
+from scaler.states.lifecycle import NEED_DESTROY, SHUTDOWN
+from scaler.timers import Timers
+from scaler.waiters import Waiter
 
-
-class SchedulerError(Exception):
-    """A request the scheduler refuses; ``status`` names the wire Status to answer with."""
-
-    status = "InternalError"
-
-
-class InvalidArgument(SchedulerError):
-    status = "InvalidArgument"
-
-
-class NotFound(SchedulerError):
-    status = "NotFound"
-
-
-class InvalidAssignment(SchedulerError):
-    status = "InvalidAssigment"
-
-
-class Unavailable(SchedulerError):
-    """Cold start failed, timed out, or the scaler is shutting down."""
-
-    status = "InternalError"
-
-
-@attrs.frozen(slots=True)
-class RunResult:
-    """What Idle reports about the finished request."""
-
-    status_code: int = 200
-    duration_ms: int = 0
-    need_destroy: bool = False
-    reason: str = ""
+__all__ = [
+    "Assigned",
+    "InvalidArgument",
+    "InvalidAssignment",
+    "NotFound",
+    "RunResult",
+    "Scheduler",
+    "SchedulerError",
+    "SchedulerSettings",
+    "Unavailable",
+]
 
 
 @attrs.frozen
@@ -70,10 +68,14 @@ class SchedulerSettings:
 
     #: Longest an Assign waits for an instance before answering InternalError.
     assign_timeout_s: float = 600.0
-    #: Extra cold starts a request gets after its own failed.
-    #: Only failures the platform answered (an error Status) are retried: when it does not
-    #: answer at all (unreachable, deadline) the Assign fails fast instead of piling up waits.
+    #: Extra cold starts a request gets after its own failed. Only failures the platform
+    #: answered (an error Status) are retried: when it does not answer at all (unreachable,
+    #: deadline) the Assign fails fast instead of piling up waits.
     cold_start_retries: int = 2
+    #: Bound on the policy's patience: a request no starting instance covers gets a cold start
+    #: after at most this long. A policy that never starts one cannot hold a request to its
+    #: Assign deadline; 30 s is above any cold start seen in the traces (init ≤ 10 s).
+    max_patience_s: float = 30.0
     #: How many finished request ids are remembered to name a duplicate Idle clearly.
     remember_finished: int = 100_000
     #: Capped exponential back-off of DestroySlot retries.
@@ -88,16 +90,6 @@ class SchedulerSettings:
     instance_prefix: str = "inst"
 
 
-@attrs.frozen(slots=True)
-class Assigned:
-    """The answer to an Assign."""
-
-    request_id: str
-    key: str
-    instance_id: str
-    cold: bool
-
-
 class Scheduler:
     """Per-function pools of FSM instances, driven by a pure policy."""
 
@@ -108,206 +100,233 @@ class Scheduler:
         clock: Clock,
         journal: Journal | None = None,
         settings: SchedulerSettings | None = None,
+        *,
+        meter: Meter | None = None,
     ) -> None:
-        self.platform = platform
         self.policy = policy
+        self.decide = GuardedPolicy(policy, meter)
         self.clock = clock
         self.journal = journal or Journal()
-        self.settings = settings or SchedulerSettings()
-        self.pools: dict[str, Pool] = {}
-        self.instances: dict[str, Instance] = {}
-        self._serving: dict[str, Instance] = {}  # request id -> its instance (busy)
-        self._waiting: dict[str, Waiter] = {}  # request id -> waiter (no instance yet)
+        self.settings = s = settings or SchedulerSettings()
+        self.registry = Registry()
+        retry = DestroyRetry(s.destroy_retry_first_s, s.destroy_retry_max_s)
+        self.actuator = Actuator(platform, clock, self._ready, self._cold_start_failed, retry)
+        self.registry.effects = self.actuator.on_entered
+        self.timers = Timers(clock)
+        self.expiry = Expiry(
+            self.registry,
+            policy,
+            self.decide,
+            self.timers,
+            clock,
+            self._prewarm,
+            forget_quiet_after_s=s.forget_quiet_pool_after_s,
+            max_functions=s.max_functions,
+        )
         self._finished: OrderedDict[str, str] = OrderedDict()  # request id -> instance id
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count(1)
-        self._gc_task: asyncio.Task[None] | None = None
-        self._wakeups: dict[str, tuple[float, asyncio.TimerHandle]] = {}  # key -> (at, timer)
-        self._drained: asyncio.Event | None = None  # set once nothing is busy or starting
+        self._drained: asyncio.Event | None = None
         self.closing = False
         self.stats = {"cold_starts": 0, "warm_hits": 0, "cold_start_failures": 0}
 
-    # -- Assign ------------------------------------------------------------------------------
+    @property
+    def pools(self) -> dict[str, Pool]:
+        return self.registry.pools
+
+    @property
+    def instances(self) -> dict[str, Instance]:
+        """Live instances by id (an index derived from their transitions)."""
+        return self.registry.instances
+
+    # -- Assign ----------------------------------------------------------------------------------
     async def assign(self, request_id: str, spec: FunctionSpec) -> Assigned:
         """Give ``request_id`` an initialised instance of ``spec``'s function."""
         if self.closing:
             raise Unavailable("the scaler is shutting down")
-        held = self._serving.get(request_id)
+        held = self.registry.serving.get(request_id)
         if held is not None:  # a retried Assign: same answer, no second instance
-            return self._answer(request_id, held, spec, cold=False)
-        pending = self._waiting.get(request_id)
-        if pending is not None:
-            instance = await asyncio.shield(pending.future)
-            return self._answer(request_id, instance, spec, cold=True)
+            return self._again(request_id, held, spec)
+        waiter = self.registry.waiting.get(request_id)
+        if waiter is not None:
+            waiter.callers += 1
+            pool = self.registry.pools[waiter.key]
+            return self._again(request_id, await self._await(pool, waiter), spec)
         if request_id in self._finished:
             raise InvalidArgument(
                 f"request {request_id} already finished; request ids are single-use"
             )
-        pool = self._pool(spec)
+        pool = self.expiry.pool_for(spec)
+        if pool is None:
+            raise Unavailable(
+                f"too many functions with live instances (limit "
+                f"{self.settings.max_functions}); refusing new function {spec.key}"
+            )
         now = self.clock.now()
         pool.last_activity = now
-        self.policy.observe_arrival(pool, now)
+        self.decide.observe_arrival(pool, now)
         instance = pool.most_recent_idle()
         if instance is not None and not pool.waiters:
             instance.fire("assign", "warm hit", request=request_id)
-            self._serving[request_id] = instance
             self.stats["warm_hits"] += 1
-            self._arm(pool)
+            self.expiry.arm(pool, now)
             return Assigned(request_id, spec.key, instance.instance_id, cold=False)
-        return await self._wait_for_instance(pool, request_id, now)
-
-    async def _wait_for_instance(self, pool: Pool, request_id: str, now: float) -> Assigned:
-        future: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
-        waiter = Waiter(request_id, future, now)
-        pool.waiters.append(waiter)
-        self._waiting[request_id] = waiter
-        self._decide_cold_starts(pool, waiter)
+        loop = asyncio.get_running_loop()
+        waiter = Waiter(request_id, spec.key, loop.create_future(), now)
+        pool.waiters.add(waiter)
+        waiter.deadline = loop.call_later(
+            self.settings.assign_timeout_s, self._timed_out, pool, waiter
+        )
         try:
-            instance = await asyncio.wait_for(
-                asyncio.shield(future), self.settings.assign_timeout_s
-            )
-        except TimeoutError:
-            future.cancel()
-            raise Unavailable(
-                f"no instance for {pool.key} within {self.settings.assign_timeout_s:g} s"
-            ) from None
-        except asyncio.CancelledError:
-            self._undo_assignment(future, "Assign cancelled by the caller")
+            self._decide_cold_starts(pool, now)
+        except BaseException:
+            pool.waiters.discard(waiter)
             raise
-        finally:
-            if self._waiting.get(request_id) is waiter:
-                del self._waiting[request_id]
+        instance = await self._await(pool, waiter)
         self.stats["cold_starts"] += 1
-        return Assigned(request_id, pool.key, instance.instance_id, cold=True)
+        return Assigned(request_id, spec.key, instance.instance_id, cold=True)
 
-    def _undo_assignment(self, future: asyncio.Future[Instance], reason: str) -> None:
-        """The caller went away: release an instance it was handed, or stop its wait."""
-        if future.done() and not future.cancelled() and future.exception() is None:
-            instance = future.result()
-            if instance.state == BUSY:
-                self._serving.pop(instance.request_id or "", None)
-                instance.fire("release", reason)
-                self._offer(self.pools[instance.function.key], instance)
-        else:
-            future.cancel()
+    async def _await(self, pool: Pool, waiter: Waiter) -> Instance:
+        try:
+            return await asyncio.shield(waiter.future)
+        except asyncio.CancelledError:
+            self._abandon(pool, waiter)
+            raise
 
-    def _answer(self, request_id: str, instance: Instance, spec: FunctionSpec, cold: bool):
+    def _abandon(self, pool: Pool, waiter: Waiter) -> None:
+        """The caller went away: stop its wait, or give back an instance handed to it."""
+        waiter.callers -= 1
+        if waiter.callers > 0:
+            return
+        future = waiter.future
+        if not future.done():
+            pool.waiters.discard(waiter)
+            return
+        if future.cancelled() or future.exception() is not None:
+            return
+        instance = future.result()
+        if instance.state == BUSY and instance.request_id == waiter.request_id:
+            reason = "Assign cancelled by the caller"
+            self._hand_or_keep(
+                pool, instance, "release", reason, self.clock.now(), request=waiter.request_id
+            )
+
+    def _timed_out(self, pool: Pool, waiter: Waiter) -> None:
+        waiter.deadline = None
+        timeout = self.settings.assign_timeout_s
+        pool.waiters.fail(waiter, Unavailable(f"no instance for {pool.key} within {timeout:g} s"))
+
+    def _again(self, request_id: str, instance: Instance, spec: FunctionSpec) -> Assigned:
         if instance.function.key != spec.key:
             raise InvalidArgument(
                 f"request {request_id} is already assigned for function {instance.function.key}"
             )
-        return Assigned(request_id, spec.key, instance.instance_id, cold=cold)
+        return Assigned(request_id, spec.key, instance.instance_id, cold=False)
 
-    def _decide_cold_starts(self, pool: Pool, waiter: Waiter) -> None:
-        decision = self.policy.on_no_idle(pool, self.clock.now())
-        for _ in range(decision.start):
-            self._start_instance(pool, waiter)
-        self._arm(pool)
+    # -- cold starts -----------------------------------------------------------------------------
+    def _decide_cold_starts(self, pool: Pool, now: float) -> None:
+        """Start what the policy asks for; then, whatever it said, a cold start for each
+        request no starting instance covers that has waited the policy's patience; and a
+        timer for the next recheck or patience deadline."""
+        key = (pool.key, "decide")
+        if self.closing or not pool.waiters:
+            self.timers.cancel(key)
+            return
+        decision = self.decide.on_no_idle(pool, now)
+        for _ in range(min(decision.start, len(pool.waiters))):
+            covers = pool.waiters.nth(pool.starting_count) or pool.waiters.newest()
+            self._start(pool, covers.request_id if covers else None, "cold start")
+        patience = self.decide.patience_s(pool, now)
+        patience = min(patience, self.settings.max_patience_s) if patience >= 0 else 0.0
+        while (oldest := pool.waiters.nth(pool.starting_count)) is not None:
+            if oldest.arrived_at + patience > now:
+                break
+            self._start(
+                pool, oldest.request_id, f"patience: waited {now - oldest.arrived_at:.3f} s"
+            )
+        due = math.inf if oldest is None else oldest.arrived_at + patience
         if decision.start == 0 and decision.recheck_after is not None:
-            loop = asyncio.get_running_loop()
-            loop.call_later(decision.recheck_after, self._recheck, pool, waiter)
+            due = min(due, now + max(decision.recheck_after, 0.0))
+        if due < math.inf:
+            self.timers.at(key, due, lambda: self._recheck(pool), keep_earlier=False)
+        else:
+            self.timers.cancel(key)
 
-    def _recheck(self, pool: Pool, waiter: Waiter) -> None:
-        if not waiter.future.done() and not self.closing:
-            self._decide_cold_starts(pool, waiter)
+    def _recheck(self, pool: Pool) -> None:
+        if self.registry.pools.get(pool.key) is pool:
+            self._decide_cold_starts(pool, self.clock.now())
 
-    # -- cold start --------------------------------------------------------------------------
-    def _start_instance(self, pool: Pool, origin: Waiter | None) -> Instance:
+    def _start(
+        self, pool: Pool, for_request: str | None, why: str, prewarm_until: float | None = None
+    ) -> Instance:
         instance = Instance(
             f"{self.settings.instance_prefix}-{next(self._ids)}",
             pool.spec,
             self.clock,
             self.journal,
-            self._listener(pool),
+            self.registry,
+            for_request=for_request,
+            prewarm_until=prewarm_until,
         )
-        pool.adopt(instance)
-        self.instances[instance.instance_id] = instance
-        self._spawn(self._cold_start(pool, instance, origin))
+        instance.fire("create", f"{why} for request {for_request}" if for_request else why)
         return instance
 
-    def _listener(self, pool: Pool):
-        def on_transition(instance: Instance, source: str, dest: str) -> None:
-            pool.on_transition(instance, source, dest)
-            if dest == DELETED:
-                self.instances.pop(instance.instance_id, None)
-            if self._drained is not None and not self._in_use():
-                self._drained.set()
+    def _prewarm(self, pool: Pool, keep_until: float) -> None:
+        self._start(pool, None, f"pre-warm, kept until {keep_until:.3f}", keep_until)
 
-        return on_transition
-
-    async def _cold_start(self, pool: Pool, instance: Instance, origin: Waiter | None) -> None:
-        reason = f"for request {origin.request_id}" if origin else "pre-warm"
-        started = self.clock.now()
-        try:
-            slot = await self.platform.create_slot(instance.instance_id, pool.spec.memory_mb)
-        except PlatformError as err:
-            instance.fire("slot_failed", err.cause)
-            self._cold_start_failed(pool, origin, err)
-            return
-        created = self.clock.now()
-        instance.fire("slot_created", reason, slot_id=slot.id)
-        try:
-            init = await self.platform.init(
-                instance.instance_id, slot.id, instance.instance_id, pool.spec
-            )
-        except PlatformError as err:
-            instance.fire("init_failed", err.cause)
-            self._spawn(self._destroy(instance))
-            self._cold_start_failed(pool, origin, err)
-            return
-        instance.init_duration_ms = init.init_duration_ms
+    def _ready(self, instance: Instance, init: InitInfo) -> None:
+        """Init answered Ok: learn from it, then serve a waiting request or keep it."""
+        pool = self.registry.pools[instance.function.key]
         now = self.clock.now()
-        instance.fire("init_succeeded", f"init took {init.init_duration_ms} ms")
-        self.policy.observe_cold_start(
-            pool, (created - started) * 1000.0, float(init.init_duration_ms), now
-        )
+        init_ms = init.init_duration_ms
+        self.decide.observe_cold_start(pool, instance.create_ms or 0.0, float(init_ms), now)
+        reason = f"init took {init_ms} ms"
         if self.closing:
-            self._reclaim(instance, "shutdown")
+            instance.fire("init_succeeded", reason, init_ms=init_ms)
+            instance.fire("expire", SHUTDOWN)
             return
-        self._offer(pool, instance, now)
+        self._hand_or_keep(pool, instance, "init_succeeded", reason, now, init_ms=init_ms)
 
-    def _cold_start_failed(self, pool: Pool, origin: Waiter | None, err: PlatformError) -> None:
+    def _cold_start_failed(self, instance: Instance, error: PlatformError) -> None:
+        """Retry the cold start for its request while the platform answers, then fail it."""
         self.stats["cold_start_failures"] += 1
-        logger.warning("cold start for {} failed: {}", pool.key, err)
-        if origin is None or origin.future.done():
-            # Someone else was served; still cover requests that wait with nothing starting.
-            orphan = pool.oldest_waiter()
-            if orphan is not None and pool.pending_waiters() > pool.starting_count:
-                origin = orphan
-            else:
-                return
-        platform_answered = err.status is not None
-        if (
-            platform_answered
-            and origin.cold_start_attempts < self.settings.cold_start_retries
-            and not self.closing
-        ):
-            origin.cold_start_attempts += 1
-            self._start_instance(pool, origin)
+        logger.warning("cold start for {} failed: {}", instance.function.key, error)
+        pool = self.registry.pools.get(instance.function.key)
+        if pool is None:
             return
-        with contextlib.suppress(ValueError):
-            pool.waiters.remove(origin)
-        origin.future.set_exception(Unavailable(f"cold start failed: {err}"))
-
-    def _offer(self, pool: Pool, instance: Instance, now: float | None = None) -> None:
-        """An instance just became idle: hand it to the oldest waiter, or keep it warm.
-
-        ``now``: the instant the caller already showed the policy (one event, one time).
-        """
-        waiter = pool.next_waiter()
+        waiter = pool.waiters.get(instance.for_request)
         if waiter is not None:
-            instance.fire("assign", "handed to a waiting request", request=waiter.request_id)
-            self._serving[waiter.request_id] = instance
-            waiter.future.set_result(instance)
-            return
-        at = self.clock.now() if now is None else now
-        instance.keep_until = self.policy.keep_alive_until(pool, instance, at)
-        self._arm(pool)
+            retries = self.settings.cold_start_retries
+            if error.status is not None and waiter.attempts < retries and not self.closing:
+                waiter.attempts += 1
+                self._start(pool, waiter.request_id, f"retry {waiter.attempts} of the cold start")
+            else:
+                pool.waiters.fail(waiter, Unavailable(f"cold start failed: {error}"))
+        if pool.uncovered() > 0:
+            self._decide_cold_starts(pool, self.clock.now())
 
-    # -- Idle --------------------------------------------------------------------------------
+    # -- an instance free for work ---------------------------------------------------------------
+    def _hand_or_keep(
+        self, pool: Pool, instance: Instance, event: str, reason: str, now: float, **data: object
+    ) -> None:
+        """Fire ``event`` (into ``idle``); the instance then serves the oldest waiting request,
+        or stays idle until the policy's deadline."""
+        waiter = pool.waiters.oldest()
+        if waiter is not None:
+            instance.fire(event, reason, **data)
+            instance.fire("assign", "handed to a waiting request", request=waiter.request_id)
+            pool.waiters.hand(waiter, instance)
+            return
+        if instance.prewarmed and instance.prewarm_until is not None:
+            keep_until = max(instance.prewarm_until, now)  # the deadline its order carried
+        else:
+            keep_until = self.decide.keep_alive_until(pool, instance, now)
+        instance.fire(event, reason, keep_until=keep_until, **data)
+        self.expiry.arm(pool, now)
+
+    # -- Idle ------------------------------------------------------------------------------------
     async def idle(self, request_id: str, key: str, instance_id: str, result: RunResult) -> None:
         """The request finished on the instance: keep it warm or destroy it."""
-        instance = self.instances.get(instance_id)
+        instance = self.registry.instances.get(instance_id)
         if instance is None:
             if self._finished.get(request_id) == instance_id:
                 raise InvalidAssignment(f"request {request_id} was already released")
@@ -319,126 +338,35 @@ class Scheduler:
         if instance.state != BUSY or instance.request_id != request_id:
             if self._finished.get(request_id) == instance_id:
                 raise InvalidAssignment(f"request {request_id} was already released")
-            serving = f"serves request {instance.request_id}" if instance.state == BUSY else ""
+            serving = f" and serves request {instance.request_id}" if instance.state == BUSY else ""
             raise InvalidAssignment(
                 f"instance {instance_id} is not serving request {request_id} "
-                f"(it is {instance.state}{' and ' + serving if serving else ''})"
+                f"(it is {instance.state}{serving})"
             )
-        pool = self.pools[key]
+        pool = self.registry.pools[key]
         now = self.clock.now()
-        del self._serving[request_id]
-        self._remember_finished(request_id, instance_id)
-        self.policy.observe_release(pool, instance, result.duration_ms, now)
-        if result.need_destroy:
-            why = result.reason or f"status {result.status_code}"
-            instance.fire("retire", f"need_destroy: {why}", request=request_id)
-            self._spawn(self._destroy(instance))
-            if pool.pending_waiters() > pool.starting_count:
-                self._decide_cold_starts(pool, pool.waiters[0])
-            return
-        instance.fire("release", f"finished with status {result.status_code}", request=request_id)
-        self._offer(pool, instance, now)
-
-    def _remember_finished(self, request_id: str, instance_id: str) -> None:
         self._finished[request_id] = instance_id
         if len(self._finished) > self.settings.remember_finished:
             self._finished.popitem(last=False)
-
-    # -- expiry and pre-warm -----------------------------------------------------------------
-    def collect(self) -> int:
-        """One GC pass: destroy what the policy says expired, pre-warm what it asks for."""
-        now = self.clock.now()
-        reclaimed = 0
-        for key, pool in list(self.pools.items()):
-            reclaimed += self._collect_pool(pool, now)
-            quiet_for = now - pool.last_activity
-            if pool.is_quiet() and quiet_for > self.settings.forget_quiet_pool_after_s:
-                del self.pools[key]
-                self.policy.forget(key)
-                self._disarm(key)
-        return reclaimed
-
-    def _collect_pool(self, pool: Pool, now: float) -> int:
-        reclaimed = 0
-        for instance in list(self.policy.expired(pool, now)):
-            self._reclaim(instance, "keep-alive expired")
-            reclaimed += 1
-        if not self.closing:
-            for _ in range(self.policy.prewarm(pool, now)):
-                self._start_instance(pool, None)
-        self._arm(pool)
-        return reclaimed
-
-    # -- precise wake-ups (policies that answer next_wakeup; the reference does not) ------
-    def _arm(self, pool: Pool) -> None:
-        """Make sure the pool is collected at the policy's next deadline."""
-        if self.closing:
+        self.decide.observe_release(pool, instance, result.duration_ms, now)
+        if result.need_destroy:
+            why = result.reason or f"status {result.status_code}"
+            instance.fire("retire", f"{NEED_DESTROY}: {why}", request=request_id)
+            if pool.uncovered() > 0:
+                self._decide_cold_starts(pool, now)
             return
-        now = self.clock.now()
-        at = self.policy.next_wakeup(pool, now)
-        if at is None:
-            return
-        armed = self._wakeups.get(pool.key)
-        if armed is not None:
-            if armed[0] <= at:
-                return
-            armed[1].cancel()
-        # 1 ms late rather than early: a timer that fires a rounding error before the deadline
-        # would find nothing due and re-arm for the same instant.
-        delay = max(0.0, at - now) + 0.001
-        timer = asyncio.get_running_loop().call_later(delay, self._wake, pool)
-        self._wakeups[pool.key] = (at, timer)
+        reason = f"finished with status {result.status_code}"
+        self._hand_or_keep(pool, instance, "release", reason, now, request=request_id)
 
-    def _disarm(self, key: str) -> None:
-        armed = self._wakeups.pop(key, None)
-        if armed is not None:
-            armed[1].cancel()
-
-    def _wake(self, pool: Pool) -> None:
-        self._wakeups.pop(pool.key, None)
-        if self.closing or self.pools.get(pool.key) is not pool:
-            return
-        try:
-            self._collect_pool(pool, self.clock.now())
-        except Exception:  # a policy bug must not stop expiry forever
-            logger.exception("expiry pass for {} failed", pool.key)
-
+    # -- lifetime --------------------------------------------------------------------------------
     def start_gc(self) -> None:
-        """Run :meth:`collect` every ``policy.gc_interval_s`` until shutdown."""
-        if self._gc_task is None:
-            self._gc_task = asyncio.get_running_loop().create_task(self._gc_loop())
+        """Start the periodic expiry pass (every ``policy.gc_interval_s``)."""
+        self.expiry.start()
 
-    async def _gc_loop(self) -> None:
-        while not self.closing:
-            await asyncio.sleep(self.policy.gc_interval_s)
-            try:
-                self.collect()
-            except Exception:  # a policy bug must not stop expiry forever
-                logger.exception("expiry pass failed")
+    def collect(self) -> int:
+        """One expiry pass over every function, now; how many instances it destroyed."""
+        return self.expiry.collect()
 
-    def _reclaim(self, instance: Instance, reason: str) -> None:
-        instance.fire("expire" if instance.state == IDLE else "retire", reason)
-        self._spawn(self._destroy(instance))
-
-    async def _destroy(self, instance: Instance) -> None:
-        delay = self.settings.destroy_retry_first_s
-        while True:
-            try:
-                await self.platform.destroy_slot(
-                    instance.instance_id, instance.slot_id or "", reason=f"{instance.state}"
-                )
-            except SlotNotFound as err:
-                instance.fire("destroyed", f"slot already gone: {err.cause}")
-                return
-            except PlatformError as err:
-                instance.fire("destroy_failed", err.cause)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.destroy_retry_max_s)
-                continue
-            instance.fire("destroyed", "slot destroyed")
-            return
-
-    # -- shutdown ----------------------------------------------------------------------------
     async def shutdown(self, grace_s: float = 2.0, destroy_wait_s: float = 2.5) -> list[str]:
         """Stop: fail waiters, let busy requests and cold starts finish (bounded by
         ``grace_s``), then destroy every slot (bounded by ``destroy_wait_s``).
@@ -446,74 +374,41 @@ class Scheduler:
         Returns the slots (or instance ids, for slots still being created) that could not be
         destroyed in time; empty when nothing leaked.
         """
-        self.closing = True
-        if self._gc_task is not None:
-            self._gc_task.cancel()
-        for key in list(self._wakeups):
-            self._disarm(key)
-        for waiter in list(self._waiting.values()):
-            if not waiter.future.done():
-                waiter.future.set_exception(Unavailable("the scaler is shutting down"))
-        if self._in_use():
-            self._drained = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), grace_s)
-        for instance in list(self.instances.values()):
-            if instance.state in (IDLE, BUSY):
-                self._serving.pop(instance.request_id or "", None)
-                self._reclaim(instance, "shutdown")
+        self.closing = self.expiry.closing = True
+        self.timers.close()
+        for pool in self.registry.pools.values():
+            for waiter in pool.waiters:
+                pool.waiters.fail(waiter, Unavailable("the scaler is shutting down"))
+        if self.registry.in_use:
+            self._drained = drained = asyncio.Event()
+            self.registry.on_change = lambda: self.registry.in_use or drained.set()
+            try:
+                await asyncio.wait_for(drained.wait(), grace_s)
+            except TimeoutError:
+                pass
+            finally:
+                self.registry.on_change = None
+        for instance in list(self.registry.instances.values()):
+            if instance.state == IDLE:
+                instance.fire("expire", SHUTDOWN)
+            elif instance.state == BUSY:
+                instance.fire("retire", SHUTDOWN)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + destroy_wait_s
-        while self._tasks and loop.time() < deadline:  # destroys may spawn more destroys
-            await asyncio.wait(list(self._tasks), timeout=deadline - loop.time())
-        lost = [i.slot_id or i.instance_id for i in self.instances.values()]
-        for task in list(self._tasks):
+        tasks = self.actuator.tasks
+        while tasks and loop.time() < deadline:  # a cold start may still end in a destroy
+            await asyncio.wait(list(tasks), timeout=deadline - loop.time())
+        lost = [i.slot_id or i.instance_id for i in self.registry.instances.values()]
+        for task in list(tasks):
             task.cancel()
         if lost:
             logger.error("shutdown left {} slot(s) undestroyed: {}", len(lost), lost[:20])
         return lost
 
-    def _in_use(self) -> bool:
-        """Whether any instance is busy or still starting (shutdown waits for those)."""
-        return any(p.counts[BUSY] or p.starting_count for p in self.pools.values())
-
-    # -- helpers -----------------------------------------------------------------------------
-    def _pool(self, spec: FunctionSpec) -> Pool:
-        pool = self.pools.get(spec.key)
-        if pool is None:
-            if len(self.pools) >= self.settings.max_functions:
-                self._forget_quiet_pools()
-            if len(self.pools) >= self.settings.max_functions:
-                raise Unavailable(
-                    f"too many functions with live instances "
-                    f"(limit {self.settings.max_functions}); refusing new function {spec.key}"
-                )
-            pool = self.pools[spec.key] = Pool(spec)
-        return pool
-
-    def _forget_quiet_pools(self) -> None:
-        """Drop the least recently used tenth of the pools that hold nothing."""
-        quiet = sorted(
-            (p for p in self.pools.values() if p.is_quiet()), key=lambda p: p.last_activity
-        )
-        for pool in quiet[: max(1, self.settings.max_functions // 10)]:
-            del self.pools[pool.key]
-            self.policy.forget(pool.key)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.opt(exception=task.exception()).error("background task failed")
-
     def counts(self) -> dict[str, int]:
         """Instances by state across all functions (for metrics and tests)."""
         out: dict[str, int] = {}
-        for pool in self.pools.values():
+        for pool in self.registry.pools.values():
             for state, n in pool.counts.items():
                 out[state] = out.get(state, 0) + n
         return out

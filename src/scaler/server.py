@@ -2,7 +2,8 @@
 
 Every refusal is an answer, not an exception: the reply's ``status`` says what went wrong and
 ``error_message`` says why (the mapping is in docs/errors.md). Validation happens before the
-scheduler is touched, so bad input changes no state.
+scheduler is touched, so bad input changes no state. An unexpected failure inside the scaler is
+answered ``InternalError`` with its message too: the caller never sees a transport error.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def result_from_idle(request: Any) -> RunResult:
     )
 
 
+def _internal(err: Exception) -> str:
+    """The message of an unexpected failure: what went wrong, never a transport error."""
+    kind = "illegal transition" if isinstance(err, IllegalTransition) else type(err).__name__
+    return f"internal error ({kind}): {err}"
+
+
 class ScalerServicer(rpc.ScalerServicer):
     """Translates the wire to :class:`Scheduler` calls and scheduler errors to statuses."""
 
@@ -112,9 +119,9 @@ class ScalerServicer(rpc.ScalerServicer):
             return pb.AssignReply(status=pb.InvalidArgument, error_message=str(err))
         except SchedulerError as err:
             return pb.AssignReply(status=_STATUS[err.status], error_message=str(err))
-        except IllegalTransition as err:  # a scheduler bug, never the caller's fault
-            logger.exception("illegal transition during Assign")
-            return pb.AssignReply(status=pb.InternalError, error_message=str(err))
+        except Exception as err:  # a scheduler bug, never the caller's fault: still an answer
+            logger.exception("Assign failed inside the scaler")
+            return pb.AssignReply(status=pb.InternalError, error_message=_internal(err))
         return pb.AssignReply(
             status=pb.Ok,
             assigment=pb.Assignment(
@@ -133,7 +140,7 @@ class ScalerServicer(rpc.ScalerServicer):
             return pb.IdleReply(status=pb.InvalidArgument, error_message=str(err))
         except SchedulerError as err:
             return pb.IdleReply(status=_STATUS[err.status], error_message=str(err))
-        except IllegalTransition as err:
-            logger.exception("illegal transition during Idle")
-            return pb.IdleReply(status=pb.InternalError, error_message=str(err))
+        except Exception as err:
+            logger.exception("Idle failed inside the scaler")
+            return pb.IdleReply(status=pb.InternalError, error_message=_internal(err))
         return pb.IdleReply(status=pb.Ok)

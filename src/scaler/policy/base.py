@@ -7,7 +7,7 @@ makes a policy a table-testable function and lets the fast simulator run it in v
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -34,11 +34,18 @@ START_ONE = ColdStartDecision(1)
 
 
 class Policy:
-    """Base policy: observations are ignored; subclasses override the decisions they shape."""
+    """Base policy: observations are ignored; subclasses override the decisions they shape.
+
+    Keep-alive expiry is the scheduler's: an idle instance carries the deadline
+    :meth:`keep_alive_until` gave it (FSM data) and is destroyed when it passes, at the next
+    expiry pass, or to the millisecond when ``precise_timers`` is set.
+    """
 
     name = "base"
-    #: How often the scheduler's expiry task runs (seconds).
+    #: How often the scheduler's expiry pass runs (seconds).
     gc_interval_s: float = 10.0
+    #: Act on deadlines and pre-warms when due (``next_wakeup``), not only at expiry passes.
+    precise_timers: bool = False
 
     # -- observations ----------------------------------------------------------------------
     def observe_arrival(self, pool: Pool, now: float) -> None:
@@ -55,26 +62,29 @@ class Policy:
 
     # -- decisions -------------------------------------------------------------------------
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
-        """A request waits: by default every waiting request gets its own cold start."""
-        return START_ONE if pool.pending_waiters() > pool.starting_count else ColdStartDecision(0)
+        """Requests wait: by default every waiting request gets its own cold start."""
+        return START_ONE if pool.uncovered() > 0 else ColdStartDecision(0)
+
+    def patience_s(self, pool: Pool, now: float) -> float:
+        """Longest a waiting request that no starting instance covers waits before it gets a
+        cold start whatever :meth:`on_no_idle` says (the scheduler enforces it, bounded by its
+        ``max_patience_s``); 0 by default: at once."""
+        return 0.0
 
     def keep_alive_until(self, pool: Pool, instance: Instance, now: float) -> float:
-        """Epoch second until which an instance that just went idle is kept warm."""
+        """Epoch second until which an instance that goes idle now is kept warm."""
         raise NotImplementedError
 
     def expired(self, pool: Pool, now: float) -> Iterable[Instance]:
-        """Idle instances to destroy now: by default those past their keep-alive deadline."""
-        return [i for i in pool.idle_instances() if i.keep_until <= now]
+        """Idle instances to scale down now, before their deadline (none by default)."""
+        return ()
 
-    def prewarm(self, pool: Pool, now: float) -> int:
-        """How many instances to start ahead of demand now (none by default)."""
-        return 0
+    def prewarm(self, pool: Pool, now: float) -> Sequence[float]:
+        """Instances to start ahead of demand now: one epoch-second deadline each, until which
+        the pre-warmed instance is kept if nobody takes it (none by default)."""
+        return ()
 
     def next_wakeup(self, pool: Pool, now: float) -> float | None:
-        """Epoch second of the pool's next deadline or pre-warm, for a precise timer.
-
-        None (the default) leaves expiry and pre-warm to the periodic GC pass alone; a policy
-        with short keep-alives or timed pre-warms answers its earliest deadline, and the
-        scheduler runs ``expired``/``prewarm`` for this pool when it is due.
-        """
+        """Epoch second of the policy's next pre-warm or scale-down for the pool (None: none),
+        for a precise timer (with ``precise_timers``)."""
         return None

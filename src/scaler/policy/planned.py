@@ -5,9 +5,10 @@ A subclass only says which :class:`~scaler.policy.windows.WindowPlan` a released
 
 - ``keep_alive_until`` sets the keep phase and, for a pre-warm plan, records a launch time on
   the release (see :class:`~scaler.policy.observe.Release`);
-- ``prewarm`` hands due launches to the scheduler, ``expired`` returns instances past their
-  deadline, and ``next_wakeup`` tells the scheduler the earliest of both, so deadlines are
-  kept to the millisecond instead of at the next 10 s GC pass;
+- ``prewarm`` hands due launches to the scheduler (each with the deadline its instance carries),
+  ``expired`` scales down instances kept under an older plan, and ``next_wakeup`` tells the
+  scheduler when the next launch or review is due, so launches are made to the millisecond
+  instead of at the next GC pass (keep-alive deadlines are the scheduler's, from FSM data);
 - an arrival that reuses a release whose pre-warm has not started yet cancels it (the gap it
   was planned for ended early).
 
@@ -20,13 +21,13 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from scaler.policy.base import ColdStartDecision, Policy
 from scaler.policy.observe import Ewma, GapTracker, Prices, Release
 from scaler.policy.windows import WindowPlan
-from scaler.states.lifecycle import BUSY, IDLE
+from scaler.states.lifecycle import BUSY
 
 if TYPE_CHECKING:
     from scaler.pool import Pool
@@ -55,13 +56,11 @@ class FunctionState:
         "last_release",
         "last_released_instance",
         "last_touch",
-        "launched",
         "owed_s",
         "pending",
         "plan",
         "plan_cold",
         "plan_kappa",
-        "prewarmed",
         "recent_arrivals",
         "reviewed_at",
         "waited",
@@ -101,14 +100,8 @@ class FunctionState:
         self.owed_s = 0.0
         #: Pre-warms not yet started: (launch_at, seq, release).
         self.pending: list[tuple[float, int, Release]] = []
-        #: Pre-warms started, oldest first: (launched_at, keep pre-warmed instance until).
-        self.launched: deque[tuple[float, float]] = deque()
-        #: Idle deadlines: (keep_until, seq, instance); stale entries are skipped lazily.
-        self.deadlines: list[tuple[float, int, Instance]] = []
         self.last_touch = now
         self.reviewed_at = now
-        #: Idle pre-warmed instances not used yet (they keep their plan's deadline).
-        self.prewarmed: set[str] = set()
 
 
 class PlannedPolicy(Policy):
@@ -248,8 +241,8 @@ class PlannedPolicy(Policy):
     def note_waiter(self, pool: Pool, fn: FunctionState) -> bool:
         """Remember when the newest waiting request arrived (for its release time), and count
         a new waiting episode when it is the only one waiting. False for a re-check."""
-        if pool.waiters:
-            waiter = pool.waiters[-1]
+        waiter = pool.waiters.newest()
+        if waiter is not None:
             if waiter.request_id in fn.waited:
                 return False
             if len(fn.waited) > 10_000:  # requests that failed never release: stay bounded
@@ -267,12 +260,8 @@ class PlannedPolicy(Policy):
     def keep_alive_until(self, pool: Pool, instance: Instance, now: float) -> float:
         fn = self.state(pool, now)
         if instance.served == 0:
-            until = self._fresh_until(fn, instance, now)
-        else:
-            fn.prewarmed.discard(instance.instance_id)
-            until = self._released_until(fn, instance, now)
-        heapq.heappush(fn.deadlines, (until, next(self._seq), instance))
-        return until
+            return self._fresh_until(fn, instance, now)
+        return self._released_until(fn, instance, now)
 
     def _released_until(self, fn: FunctionState, instance: Instance, now: float) -> float:
         plan = self.window(fn, now)
@@ -292,13 +281,8 @@ class PlannedPolicy(Policy):
         return until
 
     def _fresh_until(self, fn: FunctionState, instance: Instance, now: float) -> float:
-        """A new instance nobody waits for: a pre-warm (its plan's deadline) or a spare."""
-        launched = fn.launched
-        while launched and launched[0][0] < instance.created_at - 1e-3:
-            launched.popleft()  # a pre-warm that went straight to a waiting request
-        if launched and launched[0][0] <= instance.created_at + 1e-3:
-            fn.prewarmed.add(instance.instance_id)
-            return max(launched.popleft()[1], now)
+        """A new instance nobody waits for and not a pre-warm (those keep the deadline their
+        order carried): a spare, started for a request another instance served."""
         plan = fn.plan or self.window(fn, now)
         if plan.prewarms:
             assert plan.warm_from_s is not None and plan.warm_until_s is not None
@@ -307,18 +291,10 @@ class PlannedPolicy(Policy):
 
     def expired(self, pool: Pool, now: float) -> Iterable[Instance]:
         fn = self.state(pool, now)
-        out: list[Instance] = []
-        deadlines = fn.deadlines
-        while deadlines and deadlines[0][0] <= now + EPSILON_S:
-            until, _, instance = heapq.heappop(deadlines)
-            if instance.state == IDLE and instance.keep_until == until and instance not in out:
-                out.append(instance)
-        if now - fn.reviewed_at >= self.review_every_s:
-            fn.reviewed_at = now
-            out.extend(i for i in self.overstaying(pool, fn, now) if i not in out)
-        for instance in out:
-            fn.prewarmed.discard(instance.instance_id)
-        return out
+        if now - fn.reviewed_at < self.review_every_s:
+            return ()
+        fn.reviewed_at = now
+        return self.overstaying(pool, fn, now)
 
     def overstaying(self, pool: Pool, fn: FunctionState, now: float) -> list[Instance]:
         """Idle instances kept under an older plan longer than the current plan would keep
@@ -328,23 +304,22 @@ class PlannedPolicy(Policy):
         return [
             instance
             for instance in pool.idle_instances()
-            if instance.instance_id not in fn.prewarmed
+            if not instance.prewarmed
             and instance.keep_until > now
             and now - instance.changed_at > plan.keep_s
         ]
 
-    def prewarm(self, pool: Pool, now: float) -> int:
+    def prewarm(self, pool: Pool, now: float) -> Sequence[float]:
         fn = self.state(pool, now)
-        count = 0
+        orders: list[float] = []
         pending = fn.pending
         while pending and pending[0][0] <= now + EPSILON_S:
             _, _, release = heapq.heappop(pending)
             if release.cancelled:
                 continue
             release.launched = True
-            fn.launched.append((now, release.warm_until))
-            count += 1
-        return count
+            orders.append(release.warm_until)
+        return orders
 
     def next_wakeup(self, pool: Pool, now: float) -> float | None:
         if not self.precise_timers:
@@ -352,18 +327,7 @@ class PlannedPolicy(Policy):
         fn = self.functions.get(pool.key)
         if fn is None:
             return None
-        deadlines = fn.deadlines
-        while deadlines:
-            until, _, instance = deadlines[0]
-            if instance.state == IDLE and instance.keep_until == until:
-                break
-            heapq.heappop(deadlines)
         pending = fn.pending
         while pending and pending[0][2].cancelled:
             heapq.heappop(pending)
-        first = math.inf
-        if deadlines:
-            first = deadlines[0][0]
-        if pending:
-            first = min(first, pending[0][0])
-        return None if first == math.inf else first
+        return pending[0][0] if pending else None

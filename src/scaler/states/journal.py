@@ -3,6 +3,9 @@
 A record is plain data (time from the injected clock, ids, event, from/to, reason). Sinks are
 the edge: loguru for the human log, a JSON-lines file for ``--transition-log``. With no sink
 attached, emitting costs almost nothing, which keeps the fast simulator fast.
+
+A sink that raises (disk full, a closed file) never reaches the scheduler: the record is counted
+as dropped for that sink, one error line says so the first time, and scheduling goes on.
 """
 
 from __future__ import annotations
@@ -49,11 +52,14 @@ Sink = Callable[[TransitionRecord], None]
 
 
 class Journal:
-    """Fans transition records out to the attached sinks."""
+    """Fans transition records out to the attached sinks; a failing sink only drops records."""
 
     def __init__(self) -> None:
         self._sinks: list[Sink] = []
         self._closers: list[Callable[[], None]] = []
+        #: Records a sink failed to take, over all sinks (the metric ``scaler_journal_dropped``).
+        self.dropped = 0
+        self._failing: set[int] = set()  # sinks already reported as failing (by position)
 
     @property
     def active(self) -> bool:
@@ -65,14 +71,29 @@ class Journal:
             self._closers.append(close)
 
     def emit(self, record: TransitionRecord) -> None:
-        for sink in self._sinks:
-            sink(record)
+        for position, sink in enumerate(self._sinks):
+            try:
+                sink(record)
+            except Exception as err:  # an edge: it must never reach the FSM or the scheduler
+                self.dropped += 1
+                if position not in self._failing:
+                    self._failing.add(position)
+                    logger.error(
+                        "transition-log sink {} failed ({}: {}); its records are dropped",
+                        getattr(sink, "__qualname__", sink),
+                        type(err).__name__,
+                        err,
+                    )
 
     def close(self) -> None:
         for close in self._closers:
-            close()
+            try:
+                close()
+            except Exception as err:  # a sink that cannot even close loses nothing more
+                logger.error("closing a transition-log sink failed: {}", err)
         self._closers.clear()
         self._sinks.clear()
+        self._failing.clear()
 
     def write_json_lines(self, path: str | Path) -> None:
         """Attach a JSON-lines file sink (gzip-compressed when the name ends in ``.gz``)."""

@@ -74,6 +74,7 @@ class Lifecycle:
                             transition.dest,
                             note.guard if note else "",
                             note.action if note else "",
+                            note.condition if note else "",
                         )
                     )
         return cls(

@@ -23,6 +23,10 @@ from scaler.states.lifecycle import (
 )
 from scaler.tools.logread import Record, Where
 
+#: States an instance's first record may start from: ``new`` (its ``create`` record), or
+#: ``creating`` in logs written before creation was recorded (still read, unchanged).
+FIRST_STATES = (INITIAL_STATE, CREATING)
+
 RECENT_DELETIONS = 1024
 """How many deleted instances are remembered to say "was deleted at ..." (bounded memory)."""
 
@@ -76,7 +80,7 @@ class Checker:
             return f"event {event!r} leads from {source!r} to {expected!r}, not {dest!r}"
         life = self._live.get(instance)
         if life is None:
-            if source != INITIAL_STATE:
+            if source not in FIRST_STATES:
                 return self._unknown(instance, event, source)
             life = _Life(rec, where)
             self._live[instance] = life
@@ -118,7 +122,8 @@ class Checker:
                 f"this record says it was {source!r}"
             )
         return (
-            f"first record of instance {instance} must start from {INITIAL_STATE!r}, "
+            f"first record of instance {instance} must start from {INITIAL_STATE!r} (or "
+            f"{CREATING!r} in older logs), "
             f"not {source!r} (a record is missing, or the log starts mid-run)"
         )
 
