@@ -74,6 +74,12 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="last stdout line per dataset: record")
     p.add_argument("--progress", action="store_true", help="progress bar even if not a TTY")
     p.add_argument(
+        "--scale",
+        metavar="FUNCTIONS:HOURS",
+        help="the built-in workload at this size, with production-like popularity "
+        "(docs/workloads.md); e.g. 10000:24 for a day of 10,000 functions",
+    )
+    p.add_argument(
         "--transition-log",
         metavar="PATH",
         help="the scaler's FSM transitions as JSON lines (fast mode, or wire --start-scaler)",
@@ -85,6 +91,23 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_RPC_LATENCY_MS,
         help="charge per RPC round trip (Assign, Idle, CreateSlot, Init, DestroySlot); "
         f"default {DEFAULT_RPC_LATENCY_MS:g}, measured on loopback",
+    )
+    sharded = p.add_argument_group("sharded replay on Ray (fast mode; docs/scaling-out.md)")
+    sharded.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="split the functions by their key hash into N scaler replicas, replay each as a "
+        "Ray task, merge the records (0: one process, no Ray)",
+    )
+    sharded.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="run the tasks on this Ray cluster (default: a local Ray started for the run)",
+    )
+    sharded.add_argument(
+        "--ray-cpus", type=int, metavar="N", help="CPUs of the local Ray (default: all cores)"
     )
     wire = p.add_argument_group("wire mode")
     wire.add_argument("--scaler", default="127.0.0.1:9001", help="scaler address (127.0.0.1:9001)")
@@ -128,13 +151,34 @@ def _parse_slice(text: str | None) -> tuple[float, float] | None:
     return window
 
 
+def _parse_scale(text: str | None) -> tuple[int, float] | None:
+    if not text:
+        return None
+    functions, _, hours = text.partition(":")
+    try:
+        scale = (int(functions), float(hours or 1))
+    except ValueError:
+        raise UsageError(f"--scale {text!r}: expected FUNCTIONS:HOURS, e.g. 10000:24") from None
+    if scale[0] < 1 or scale[1] <= 0:
+        raise UsageError(f"--scale {text!r}: FUNCTIONS must be >= 1 and HOURS > 0")
+    return scale
+
+
+def _builtin_source(args: argparse.Namespace) -> Any:
+    """The built-in workload's generator arguments (``--scale``, or the default size)."""
+    from simulator.sources import GeneratorSource
+
+    scale = _parse_scale(args.scale)
+    if scale is None:
+        return GeneratorSource()
+    return GeneratorSource(functions=scale[0], duration_s=scale[1] * 3600.0, popularity=True)
+
+
 def _datasets(args: argparse.Namespace) -> list[Dataset]:
     """Every dataset, read and validated before anything runs."""
     datasets: list[Dataset] = []
     if args.builtin or not args.datasets:
-        from simulator.workload import generate_workload
-
-        datasets.append(generate_workload())
+        datasets.append(_builtin_source(args).load())
     datasets.extend(load_dataset(folder) for folder in args.datasets)
     window = _parse_slice(args.slice)
     if window is not None:
@@ -149,6 +193,23 @@ def _check(args: argparse.Namespace) -> FaultSpec:
     from scaler.policy import make_policy
 
     make_policy(args.policy)  # ValueError names the known ones
+    if args.shards < 0:
+        raise UsageError("--shards must be >= 0")
+    if args.shards:
+        refused = [
+            flag
+            for flag, given in (
+                ("--mode wire", args.mode == "wire"),
+                ("--slice", args.slice),
+                ("--report", args.report),
+                ("--transition-log", args.transition_log),
+            )
+            if given
+        ]
+        if refused:
+            raise UsageError(f"--shards replays in fast mode only, without {', '.join(refused)}")
+    elif args.ray_address:
+        raise UsageError("--ray-address needs --shards N")
     if args.speed <= 0:
         raise UsageError("--speed must be positive")
     if args.create_ms < 0 or args.create_jitter_ms < 0 or args.rpc_latency_ms < 0:
@@ -364,11 +425,21 @@ def simulate_command(args: argparse.Namespace) -> int:
     """``scaler simulate``: validate everything, replay each dataset, print, report."""
     try:
         faults = _check(args)
-        datasets = _datasets(args)
+        sources = _sources(args) if args.shards else []
+        datasets = [] if args.shards else _datasets(args)
         out = open(args.out, "a", encoding="utf-8") if args.out else None  # noqa: SIM115
     except (DatasetError, FaultSpecError, UsageError, ValueError, OSError) as err:
         print(f"simulate: {err}", file=sys.stderr)
         return 2
+    if args.shards:
+        try:
+            return _run_sharded(args, sources, faults, out)
+        except KeyboardInterrupt:
+            print("simulate: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            if out is not None:
+                out.close()
     printer = _Printer(args, len(datasets), out)
     try:
         runner = _run_wire if args.mode == "wire" else _run_fast
@@ -391,3 +462,102 @@ def simulate_command(args: argparse.Namespace) -> int:
             return 1
         print(f"report: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return status
+
+
+# --------------------------------------------------------------------------------------------
+# Sharded replay (Ray)
+
+
+def _sources(args: argparse.Namespace) -> list[Any]:
+    """What each Ray task makes its shard from; folders are checked here, read in the tasks."""
+    from simulator.sources import FolderSource
+
+    sources: list[Any] = []
+    if args.builtin or not args.datasets:
+        sources.append(_builtin_source(args))
+    for folder in args.datasets:
+        if not Path(folder).is_dir():
+            raise DatasetError(f"{folder}: no such dataset folder")
+        sources.append(FolderSource(str(folder)))
+    return sources
+
+
+class _ShardedRun:
+    """A merged sharded run seen through the attributes :func:`summary` reads."""
+
+    def __init__(self, name: str, results: list[Any]) -> None:
+        from collections import Counter
+
+        self.dataset = Dataset(name, "", "", {}, [])
+        failures: Counter[str] = Counter()
+        injected: Counter[str] = Counter()
+        self.first_failures: list[str] = []
+        for r in results:
+            failures.update(r.failures)
+            injected.update(r.injected_faults)
+            self.first_failures.extend(f"shard {r.index}: {f}" for f in r.first_failures)
+        self.failures = dict(failures)
+        self.injected_faults = dict(injected)
+
+
+def shard_table(shards: list[dict[str, Any]]) -> str:
+    """The per-shard breakdown as aligned lines."""
+    lines = ["shard  functions   requests    score  slot GB·s  cold starts  wall s  RSS MB"]
+    for s in shards:
+        lines.append(
+            f"{s['shard']:>5}  {s['functions']:>9}  {s['totalRequestsCount']:>9}  "
+            f"{s['score']:>7.3f}  {s['totalSlotTimeInGBs']:>9.0f}  {s['coldStarts']:>11}  "
+            f"{s['wallTimeInSecs']:>6.1f}  {s['peakRssMb']:>6.0f}"
+        )
+    return "\n".join(lines)
+
+
+def _run_sharded(args: argparse.Namespace, sources: list[Any], faults: FaultSpec, out: Any) -> int:
+    import time
+
+    from simulator.cluster import cpus, ray_session
+    from simulator.merge import MergeError, merged_record
+    from simulator.sharded import ShardFailed, ShardOptions, run_shards
+
+    options = ShardOptions(
+        policy=args.policy,
+        create_ms=args.create_ms,
+        create_jitter_ms=args.create_jitter_ms,
+        rpc_latency_ms=args.rpc_latency_ms,
+        faults=faults,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+    with ray_session(args.ray_address, args.ray_cpus):
+        print(
+            f"simulate: Ray with {cpus()} CPU(s) ready after {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+        for index, source in enumerate(sources, 1):
+            position = f"[{index}/{len(sources)}]"
+            print(f"{position} {source.label}: {args.shards} shard(s) ...", file=sys.stderr)
+            try:
+                results = run_shards(
+                    source, args.shards, options, live=_progress_enabled(args), log=sys.stderr
+                )
+                record = merged_record(
+                    results,
+                    name=source.label,
+                    record_id=index,
+                    wall_s=time.perf_counter() - started,
+                )
+            except (ShardFailed, MergeError) as err:
+                print(f"simulate: {source.label}: {err}; no record", file=sys.stderr)
+                return 1
+            run = _ShardedRun(source.label, results)
+            print(summary(run, record, "fast", args.policy, position), file=sys.stderr)
+            if args.json:
+                print(json.dumps(record), flush=True)
+            else:
+                shards = record.pop("shards")
+                print(f"{source.label}\n{record_table(record)}\n\n{shard_table(shards)}\n")
+                record["shards"] = shards
+            if out is not None:
+                out.write(json.dumps(record) + "\n")
+                out.flush()
+    return 0

@@ -1,5 +1,9 @@
 """Fast mode: the real scaler (servicer, scheduler, policy, FSM) and the real platform and
 ledger, in one process on a virtual-time loop. No sockets; time jumps from event to event.
+
+A shard of a sharded replay (simulator/sharded.py) runs here too, on the whole dataset's clock
+(``origin_ms``) and, after its last request, on until ``linger_until_ms`` so that the slots it
+still holds are known up to whenever the whole run ends (see :class:`FastRun`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from scaler.server import ScalerServicer
 from scaler.states import Journal
 from simulator.dataset import Dataset
 from simulator.faults import FaultSpec
-from simulator.platform import InProcessPlatformStub, LatencyModel, PlatformService
+from simulator.platform import InProcessPlatformStub, LatencyModel, PlatformService, SlotLedger
 from simulator.replay import Progress, Replayer, ServicerTransport
 from simulator.score import RunTotals
 from simulator.timeline import Timeline
@@ -33,6 +37,13 @@ class FastRun:
     scheduler_stats: dict[str, int]
     platform_calls: dict[str, int]
     injected_faults: dict[str, int]
+    replay_end_s: float = 0.0
+    """Loop time at which the last request finished (the totals' slot cost is capped there)."""
+    ledger: SlotLedger | None = None
+    """The platform's ledger as it was before the scaler shut down (after lingering, if
+    asked): every slot's create and destroy time, for a merge of shards to price its tail."""
+    linger_end_s: float = 0.0
+    """Loop time up to which the ledger is known (``replay_end_s`` unless it lingered)."""
 
 
 async def _run(
@@ -45,18 +56,35 @@ async def _run(
     progress: Progress | None,
     timeline: Timeline | None,
     rpc_latency_ms: float,
+    origin_ms: int | None,
+    linger_until_ms: int | None,
 ) -> FastRun:
     loop = asyncio.get_running_loop()
     service = PlatformService(dataset.metas, latency, faults, seed)
     platform = PlatformClient(InProcessPlatformStub(service, rpc_latency_ms / 1000.0))
-    clock = LoopClock(loop, epoch_at_zero=dataset.start_ms / 1000.0 - loop.time())
+    origin = dataset.start_ms if origin_ms is None else origin_ms
+    clock = LoopClock(loop, epoch_at_zero=origin / 1000.0 - loop.time())
     if isinstance(policy, str):
         policy = make_policy(policy)
     scheduler = Scheduler(platform, policy, clock, journal)
     scheduler.start_gc()
     transport = ServicerTransport(ScalerServicer(scheduler), rpc_latency_ms / 1000.0)
-    replayer = Replayer(dataset, transport, service.ledger, progress=progress, timeline=timeline)
+    replayer = Replayer(
+        dataset,
+        transport,
+        service.ledger,
+        progress=progress,
+        timeline=timeline,
+        origin_ms=origin_ms,
+    )
+    start = loop.time()
     totals = await replayer.run()
+    replay_end = loop.time()
+    if linger_until_ms is not None:
+        # The scaler keeps running (its GC, its timers) as it would while other functions'
+        # requests still run in the whole replay.
+        await asyncio.sleep(max(0.0, start + (linger_until_ms - origin) / 1000.0 - replay_end))
+    linger_end = loop.time()
     await scheduler.shutdown(grace_s=60.0, destroy_wait_s=120.0)
     totals.leaked_slots = service.ledger.live_count
     return FastRun(
@@ -66,6 +94,9 @@ async def _run(
         scheduler_stats=dict(scheduler.stats),
         platform_calls=dict(service.calls),
         injected_faults=dict(service.faults.injected),
+        replay_end_s=replay_end,
+        ledger=service.ledger,
+        linger_end_s=linger_end,
     )
 
 
@@ -80,12 +111,20 @@ def run_fast(
     progress: Progress | None = None,
     timeline: Timeline | None = None,
     rpc_latency_ms: float = 0.0,
+    origin_ms: int | None = None,
+    linger_until_ms: int | None = None,
+    exact_clock: bool = False,
 ) -> FastRun:
     """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``
     (a name, or a fresh policy object for this run only: policies keep state).
 
     ``rpc_latency_ms`` charges every RPC a network round trip, as wire mode pays: the
     replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot.
+    ``origin_ms`` is the epoch ms at loop time 0 (default: the first request's start); a
+    shard passes the whole dataset's, so that its timers tick when the whole run's do.
+    ``linger_until_ms`` (epoch ms) keeps the scaler running after the last request until
+    then, the ledger recording what it does. ``exact_clock`` runs it on the virtual loop's
+    exact clock (simulator/virtual_loop.py), as shards do.
     """
     return run_virtual(
         _run(
@@ -98,5 +137,8 @@ def run_fast(
             progress,
             timeline,
             rpc_latency_ms,
-        )
+            origin_ms,
+            linger_until_ms,
+        ),
+        exact=exact_clock,
     )

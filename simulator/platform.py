@@ -27,6 +27,7 @@ import attrs
 
 from scaler.wire import pb, rpc
 from simulator.dataset import FunctionMeta
+from simulator.exact import exact_sum, unscaled
 from simulator.faults import FaultInjector, FaultSpec
 
 
@@ -87,13 +88,9 @@ class SlotLedger:
         return list(self._live)
 
     def slot_gbs(self, end: float) -> float:
-        """Sum over slots of (destroy time, capped at ``end``) - create time, times GB."""
-        total = 0.0
-        for r in self.slots.values():
-            stop = end if r.destroyed_at is None else min(r.destroyed_at, end)
-            if stop > r.created_at:
-                total += (stop - r.created_at) * r.memory_mb / 1024.0
-        return total
+        """Sum over slots of (destroy time, capped at ``end``) - create time, times GB; added
+        exactly and rounded once, so the total does not depend on the slots' order."""
+        return unscaled(exact_sum(slot_cost(r, end) for r in self.slots.values()))
 
     def live_at(self, end: float) -> int:
         return sum(
@@ -101,6 +98,15 @@ class SlotLedger:
             for r in self.slots.values()
             if r.created_at <= end and (r.destroyed_at is None or r.destroyed_at > end)
         )
+
+
+def slot_cost(record: SlotRecord, end: float) -> float:
+    """GB·s of one slot from its creation to its destruction, capped at ``end`` (0 if it was
+    created at or after ``end``)."""
+    stop = end if record.destroyed_at is None else min(record.destroyed_at, end)
+    if stop > record.created_at:
+        return (stop - record.created_at) * record.memory_mb / 1024.0
+    return 0.0
 
 
 @attrs.frozen

@@ -27,11 +27,17 @@ import grpc
 
 from scaler.wire import pb
 from simulator.dataset import Dataset, FunctionMeta, Request
+from simulator.exact import ExactSum
 from simulator.platform import SlotLedger
 from simulator.score import RunTotals
 from simulator.timeline import Timeline
 
 Progress = Callable[[int, int, float], None]
+
+EXACT_SUMS = ("schedule_s", "idle_s", "execution_s", "execution_gbs")
+"""The per-request sums of :class:`RunTotals`, added exactly (simulator/exact.py): a record
+then does not depend on the order requests finished in, so a sharded replay can match one
+process to the last bit."""
 
 
 class ScalerTransport(Protocol):
@@ -101,6 +107,7 @@ class Replayer:
         progress: Progress | None = None,
         epoch_timestamps: bool = False,
         timeline: Timeline | None = None,
+        origin_ms: int | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -111,7 +118,9 @@ class Replayer:
         self.progress = progress
         self.epoch_timestamps = epoch_timestamps
         self.timeline = timeline
+        self.origin_ms = origin_ms
         self.totals = RunTotals()
+        self._sums = {name: ExactSum() for name in EXACT_SUMS}
         self.failures: Counter[str] = Counter()
         self.first_failures: list[str] = []
         self._running: dict[str, int] = {}  # instance id -> request index
@@ -126,7 +135,9 @@ class Replayer:
         loop = asyncio.get_running_loop()
         wall = time.perf_counter()
         requests = self.dataset.requests
-        first_ms = requests[0].start_ms if requests else 0
+        first_ms = self.origin_ms
+        if first_ms is None:
+            first_ms = requests[0].start_ms if requests else 0
         self._start = loop.time()
         slot_gbs_before = self.ledger.slot_gbs(self._start)
         sampler = loop.create_task(self._sample()) if self.timeline is not None else None
@@ -152,6 +163,9 @@ class Replayer:
                 await sampler
         t = self.totals
         t.total_requests = len(requests)
+        for name, exact in self._sums.items():
+            setattr(t, name, float(exact))
+            t.exact[name] = exact.total
         t.slot_gbs = (self.ledger.slot_gbs(end) - slot_gbs_before) * self.speed
         t.live_slots = self.ledger.live_count
         t.wall_time_s = time.perf_counter() - wall
@@ -220,7 +234,8 @@ class Replayer:
             )
         )
         latency = (loop.time() - sent) * speed
-        t.schedule_s += latency
+        sums = self._sums
+        sums["schedule_s"].add(latency)
         t.assign_latencies_ms.append(latency * 1000.0)
         if reply.status != pb.Ok:
             self._fail(index, request, f"Assign answered {_status(reply)}")
@@ -242,8 +257,8 @@ class Replayer:
         del self._running[instance_id]
         meta = self.dataset.metas[request.key]
         seconds = request.duration_ms / 1000.0
-        t.execution_s += seconds
-        t.execution_gbs += seconds * meta.memory_mb / 1024.0
+        sums["execution_s"].add(seconds)
+        sums["execution_gbs"].add(seconds * meta.memory_mb / 1024.0)
         failed = request.status_code != 200
         result = pb.Result(status_code=request.status_code, duration_in_ms=request.duration_ms)
         if failed:
@@ -259,7 +274,7 @@ class Replayer:
             )
         )
         idle_latency = (loop.time() - sent) * speed
-        t.idle_s += idle_latency
+        sums["idle_s"].add(idle_latency)
         t.idle_latencies_ms.append(idle_latency * 1000.0)
         if idle.status != pb.Ok:
             self._fail(index, request, f"Idle answered {_status(idle)}")

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from simulator.dataset import Dataset
+from simulator.exact import exact_sum, unscaled
 
 SUCCESS_GATE = 0.9995
 """Minimum success rate; exactly 99.95% passes, anything below scores 0."""
@@ -35,6 +36,8 @@ class RunTotals:
 
     Times are in seconds, slot and execution cost in GB·s, ``start_ms``/``end_ms`` in epoch ms.
     ``leaked_slots`` is None when the run did not check for slots the platform still holds.
+    ``exact`` holds, for float fields added up exactly, that sum as an integer count of
+    2**-1074 (simulator/exact.py), so that runs merged from shards add those, not roundings.
     """
 
     total_requests: int = 0
@@ -53,6 +56,7 @@ class RunTotals:
     leaked_slots: int | None = None
     start_ms: int = 0
     end_ms: int = 0
+    exact: dict[str, int] = attrs.Factory(dict)
 
     @property
     def success_rate(self) -> float:
@@ -116,20 +120,47 @@ def oracle_score(dataset: Dataset, create_ms: float = DEFAULT_CREATE_MS) -> dict
     and, in principle, beat it. With ``create_ms`` = 0 and init durations of 0 the bound is
     trivially 100.
     """
-    slot_mb_ms = 0.0
+    return oracle_from_sums(oracle_sums(dataset, create_ms))
+
+
+@attrs.frozen
+class OracleSums:
+    """What :func:`oracle_score` adds up, per function, so that shards can be merged exactly:
+    slot MB·ms as an exact scaled sum (simulator/exact.py), execution ms and MB·ms as ints."""
+
+    slot_mb_ms_exact: int = 0
+    execution_ms: int = 0
+    execution_mb_ms: int = 0
+
+    def __add__(self, other: OracleSums) -> OracleSums:
+        return OracleSums(
+            self.slot_mb_ms_exact + other.slot_mb_ms_exact,
+            self.execution_ms + other.execution_ms,
+            self.execution_mb_ms + other.execution_mb_ms,
+        )
+
+
+def oracle_sums(dataset: Dataset, create_ms: float = DEFAULT_CREATE_MS) -> OracleSums:
+    """The per-function sums behind :func:`oracle_score` (one term per function)."""
+    slot_terms: list[float] = []
     execution_ms = 0
     execution_mb_ms = 0
     for key, requests in function_timelines(dataset).items():
         meta = dataset.metas[key]
         cold_ms = create_ms + meta.init_duration_ms
-        slot_mb_ms += _oracle_slot_ms(requests, cold_ms) * meta.memory_mb
+        slot_terms.append(_oracle_slot_ms(requests, cold_ms) * meta.memory_mb)
         busy_ms = sum(duration for _, duration in requests)
         execution_ms += busy_ms
         execution_mb_ms += busy_ms * meta.memory_mb
-    slot_gbs = slot_mb_ms / MS_PER_S / MB_PER_GB
+    return OracleSums(exact_sum(slot_terms), execution_ms, execution_mb_ms)
+
+
+def oracle_from_sums(sums: OracleSums) -> dict[str, float]:
+    """``oracleScore`` and ``oracleSlotTimeInGBs`` from (possibly merged) sums."""
+    slot_gbs = unscaled(sums.slot_mb_ms_exact) / MS_PER_S / MB_PER_GB
     score = official_score(
-        execution_s=execution_ms / MS_PER_S,
-        execution_gbs=execution_mb_ms / MS_PER_S / MB_PER_GB,
+        execution_s=sums.execution_ms / MS_PER_S,
+        execution_gbs=sums.execution_mb_ms / MS_PER_S / MB_PER_GB,
         schedule_s=0.0,
         idle_s=0.0,
         slot_gbs=slot_gbs,
@@ -186,12 +217,21 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def _sorted_percentile(ordered: Sequence[float], q: float) -> float | None:
-    if not ordered:
+    if not len(ordered):
         return None
     rank = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+
+
+def _ordered(values: Sequence[float]) -> Sequence[float]:
+    """``values`` sorted; a numpy array (a merged sharded run's latencies) stays one."""
+    if type(values).__module__ == "numpy":
+        import numpy as np
+
+        return np.sort(values)
+    return sorted(values)
 
 
 def build_record(
@@ -212,8 +252,8 @@ def build_record(
     slot_half, latency_half = score_halves(
         totals.execution_s, totals.execution_gbs, totals.schedule_s, totals.idle_s, totals.slot_gbs
     )
-    latencies = sorted(totals.assign_latencies_ms)
-    idle_latencies = sorted(totals.idle_latencies_ms)
+    latencies = _ordered(totals.assign_latencies_ms)
+    idle_latencies = _ordered(totals.idle_latencies_ms)
     record: dict[str, Any] = {
         "id": record_id,
         "requestFilePath": dataset.request_path,

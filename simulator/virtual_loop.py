@@ -12,12 +12,19 @@ by ``when`` only; on a tie the tuple compares the handles, which again answer "n
 compares in C instead of calling ``TimerHandle.__lt__``, tens of millions of times per long
 replay. Same answers, same heap, so timers due at the same instant still fire in the stock
 loop's order (``tests/test_virtual_loop.py`` checks it), and replays stay identical to the bit.
+
+``exact=True`` changes two things, for sharded replays (simulator/sharded.py): the clock jumps
+*to* the next deadline instead of adding the gap to it, and a timer fires only once due, not
+within the stock loop's clock resolution (1 ns) of the current time. Every time then depends
+only on the chain of deadlines that led to it, not on which other timers the loop held, so a
+shard's requests see, to the bit, the times they see in the whole run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import selectors
 from asyncio import base_events
 from collections.abc import Callable, Coroutine
@@ -71,11 +78,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     _scheduled: list[tuple[float, asyncio.TimerHandle]]  # type: ignore[assignment]
 
-    def __init__(self) -> None:
+    def __init__(self, exact: bool = False) -> None:
         self._virtual_now = 0.0
+        self._exact = exact
         selector = _VirtualSelector()
         super().__init__(selector=selector)
         selector.loop = self
+        if exact:
+            self._clock_resolution = 0.0
 
     def time(self) -> float:
         return self._virtual_now
@@ -153,8 +163,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 max(0, scheduled[0][0] - self._virtual_now), base_events.MAXIMUM_SELECT_TIMEOUT
             )
             if timeout > 0:
-                self._virtual_now += timeout
+                if self._exact and timeout < base_events.MAXIMUM_SELECT_TIMEOUT:
+                    self._virtual_now = scheduled[0][0]
+                else:
+                    self._virtual_now += timeout
         end_time = self._virtual_now + self._clock_resolution
+        if self._exact:
+            end_time = math.nextafter(end_time, math.inf)  # due: ``when <= now``
         while scheduled and scheduled[0][0] < end_time:
             handle = _heappop(scheduled)[1]
             handle._scheduled = False
@@ -188,9 +203,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return live
 
 
-def run_virtual(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` to completion on a fresh virtual-time loop."""
-    loop = VirtualTimeLoop()
+def run_virtual(main: Coroutine[Any, Any, T], *, exact: bool = False) -> T:
+    """Run ``main`` to completion on a fresh virtual-time loop (``exact``: see the module)."""
+    loop = VirtualTimeLoop(exact)
     try:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(main)

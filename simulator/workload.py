@@ -188,16 +188,16 @@ def _timer_arrivals(rng: random.Random, horizon_ms: int) -> list[int]:
     return out
 
 
-def _steady_arrivals(rng: random.Random, horizon_s: float) -> list[float]:
-    base = _log_uniform(rng, 0.05, 1.0)
+def _steady_arrivals(rng: random.Random, horizon_s: float, factor: float = 1.0) -> list[float]:
+    base = _log_uniform(rng, 0.05, 1.0) * factor
     amplitude = rng.uniform(0.3, 0.8)
     period = rng.choice((900.0, 1800.0, 3600.0))
     rate = _sinusoid(base, amplitude, period, rng.uniform(0, 2 * math.pi))
     return _poisson_modulated(rng, horizon_s, rate, base * (1 + amplitude))
 
 
-def _bursty_arrivals(rng: random.Random, horizon_s: float) -> list[float]:
-    mean_gap = rng.uniform(120.0, 600.0)
+def _bursty_arrivals(rng: random.Random, horizon_s: float, factor: float = 1.0) -> list[float]:
+    mean_gap = rng.uniform(120.0, 600.0) / factor
     burst_median = _log_uniform(rng, 30.0, 150.0)
     out: list[float] = []
     # The first burst comes early enough to be seen in short windows too.
@@ -210,8 +210,8 @@ def _bursty_arrivals(rng: random.Random, horizon_s: float) -> list[float]:
     return out
 
 
-def _sporadic_arrivals(rng: random.Random, horizon_s: float) -> list[float]:
-    per_hour = rng.uniform(1.0, 6.0)
+def _sporadic_arrivals(rng: random.Random, horizon_s: float, factor: float = 1.0) -> list[float]:
+    per_hour = rng.uniform(1.0, 6.0) * factor
     rate = per_hour / 3600.0
     return _poisson_modulated(rng, horizon_s, lambda _t: rate, rate)
 
@@ -232,6 +232,16 @@ _DURATION_SHAPES: dict[str, _Shape] = {
     "sporadic": ((500.0, 60_000.0), (0.6, 1.0), 0.02, (900, 1800, 3600)),
     "high-rate": ((15.0, 120.0), (0.4, 0.7), 0.02, (30, 60)),
 }
+
+
+START_MS = 1_700_000_000_000
+"""Epoch ms of a generated workload's time 0 (2023-11-14), unless asked otherwise."""
+
+LONGEST_TIMEOUT_S = max(
+    max(max(timeouts), math.ceil(hi * 20 / 1000))
+    for (_lo, hi), _sigma, _tail, timeouts in _DURATION_SHAPES.values()
+)
+"""No generated execution lasts longer (each is capped at its function's timeout)."""
 
 
 def _meta_and_durations(
@@ -260,17 +270,32 @@ def _meta_and_durations(
     return meta, durations
 
 
+POPULARITY_DECADES = 3.0
+"""At a scale (:func:`generate_workload` with ``popularity=True``) every Poisson or bursty
+function's rate is multiplied by a log-uniform factor over this many decades below 1: in
+production most functions are called rarely and a few carry the load (invocation rates span
+orders of magnitude, Shahrad et al., "Serverless in the Wild", 2020), which the 40-function
+default mix, chosen to exercise every archetype, does not show."""
+
+
 def generate_workload(
     seed: int = 7,
     duration_s: float = 1800,
     functions: int = 40,
-    start_ms: int = 1_700_000_000_000,
+    start_ms: int = START_MS,
+    *,
+    popularity: bool = False,
+    keep: Callable[[str], bool] | None = None,
 ) -> Dataset:
     """A deterministic synthetic dataset: same arguments, same requests, on every machine.
 
     Keys are ``<archetype>-<index>`` (e.g. ``timer-01``) so a report reads at a glance.
     Functions whose archetype produced no request in the window (a sporadic one, say) stay in
-    the metas, as in the challenge's own datasets.
+    the metas, as in the challenge's own datasets. ``popularity`` scales the rate of each
+    Poisson or bursty function by its own factor (:data:`POPULARITY_DECADES`: fewer bursts,
+    not smaller ones), for large scales.
+    ``keep(key)`` False skips a function without generating it (a shard generates only its
+    own functions); the others come out exactly as in the whole workload.
     """
     if functions < 1:
         raise ValueError("functions must be >= 1")
@@ -279,24 +304,28 @@ def generate_workload(
     horizon_ms = int(duration_s * 1000)
     metas: dict[str, FunctionMeta] = {}
     requests: list[Request] = []
-    high_rank = 0
+    high_rank = -1
     for index, name in enumerate(archetype_plan(functions)):
-        rng = random.Random(f"scaler-workload:{seed}:{index}")
         key = f"{name}-{index:02d}"
+        if name == "high-rate":
+            high_rank += 1
+        if keep is not None and not keep(key):
+            continue
+        rng = random.Random(f"scaler-workload:{seed}:{index}")
         meta, durations = _meta_and_durations(rng, key, _BY_NAME[name])
         metas[key] = meta
         if name == "timer":
             offsets = _timer_arrivals(rng, horizon_ms)
         else:
+            factor = _popularity(seed, index) if popularity else 1.0
             if name == "steady":
-                times = _steady_arrivals(rng, duration_s)
+                times = _steady_arrivals(rng, duration_s, factor)
             elif name == "bursty":
-                times = _bursty_arrivals(rng, duration_s)
+                times = _bursty_arrivals(rng, duration_s, factor)
             elif name == "sporadic":
-                times = _sporadic_arrivals(rng, duration_s)
+                times = _sporadic_arrivals(rng, duration_s, factor)
             else:
                 times = _high_rate_arrivals(rng, duration_s, high_rank)
-                high_rank += 1
             offsets = [min(horizon_ms - 1, int(t * 1000)) for t in sorted(times)]
         error_rate = rng.uniform(*_ERROR_RATE_RANGE)
         for offset in offsets:
@@ -310,6 +339,8 @@ def generate_workload(
     name = f"builtin-seed{seed}"
     if (duration_s, functions) != (1800, 40):
         name += f"-{functions}f-{duration_s:g}s"
+    if popularity:
+        name += "-popular"
     return Dataset(
         name=name,
         meta_path=f"builtin:{name}/metas",
@@ -317,6 +348,13 @@ def generate_workload(
         metas=metas,
         requests=requests,
     )
+
+
+def _popularity(seed: int, index: int) -> float:
+    """Function ``index``'s rate factor at a scale, from its own stream (so the archetype's
+    draws are those of the default workload)."""
+    rng = random.Random(f"scaler-popularity:{seed}:{index}")
+    return 10.0 ** -rng.uniform(0.0, POPULARITY_DECADES)
 
 
 def small_workload(seed: int = 1, duration_s: float = 120, functions: int = 5) -> Dataset:
