@@ -16,11 +16,17 @@ best of these is what a rate chosen once, in hindsight, for the whole run gets f
 (`hindsight@RATE`, bench/hindsight.py): a reference point for these plans on the trace.
 Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
 policy), so runs with different options accumulate.
+
+The grid runs as Ray tasks, a cell each, in parallel (bench/sweep.py): on a local Ray started
+for the run, or on a cluster with `--ray-address`; `--serial` runs it in this process instead.
+Every cell of the run also goes to bench-out/policies-cells.csv and .json, and
+bench-out/policies.png plots score against slot GB·s per policy, a panel per trace.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -50,6 +56,7 @@ from simulator.workload import generate_workload
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT.parent / "shared" / "traces"
 OUT = ROOT / "bench-out" / "policies.json"
+CELLS = ROOT / "bench-out" / "policies-cells"
 AZURE_WINDOW = (480, 240)  # start minute, minutes: 08:00-12:00 of the trace's day
 
 #: Trace name -> what loads it (None when its files are absent, with the reason).
@@ -256,15 +263,22 @@ def chosen_policies(
     return policies
 
 
-def loaded_traces(traces: list[str]) -> Iterator[tuple[str, Dataset]]:
-    """Each of ``traces`` loaded, in order; an absent one is skipped with a message on
-    stderr."""
+def _present(traces: list[str]) -> Iterator[tuple[str, Loader]]:
+    """Each of ``traces`` whose files are here, with its loader; an absent one is skipped
+    with a message on stderr."""
     loaders = trace_loaders()
     for trace in traces:
         loader, why = loaders.get(trace, (None, "unknown trace"))
         if loader is None:
             print(f"skipping {trace}: {why}", file=sys.stderr)
             continue
+        yield trace, loader
+
+
+def loaded_traces(traces: list[str]) -> Iterator[tuple[str, Dataset]]:
+    """Each of ``traces`` loaded, in order; an absent one is skipped with a message on
+    stderr."""
+    for trace, loader in _present(traces):
         yield trace, loader()
 
 
@@ -316,6 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT})")
+    parser.add_argument(
+        "--cells",
+        type=Path,
+        default=CELLS,
+        help=f"this run's cells go to CELLS.csv, CELLS.json and CELLS.png (default {CELLS})",
+    )
+    parser.add_argument("--serial", action="store_true", help="one cell after another, no Ray")
+    parser.add_argument("--ray-address", help="run the cells on this Ray cluster")
+    parser.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray (default: all)")
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
@@ -337,13 +360,28 @@ def main(argv: list[str] | None = None) -> int:
     everything: list[dict[str, Any]] = []
     print(f"fast mode, CreateSlot {args.create_ms:g} ms, RPC {args.rpc_latency_ms:g} ms")
     print(header(args.markdown), flush=True)
-    for _, rows in runs(traces, policies, args.create_ms, args.rpc_latency_ms):
-        for row in rows:
-            print(line(row, args.markdown), flush=True)
-        everything.extend(rows)
+    with contextlib.ExitStack() as stack:
+        if args.serial:
+            grid = runs(traces, policies, args.create_ms, args.rpc_latency_ms)
+        else:
+            from bench.sweep import ray_runs
+            from simulator.cluster import ray_session
+
+            stack.enter_context(ray_session(args.ray_address, args.ray_cpus))
+            present = [trace for trace, _ in _present(traces)]
+            grid = ray_runs(present, policies, args.create_ms, args.rpc_latency_ms)
+        for _, rows in grid:
+            for row in rows:
+                print(line(row, args.markdown), flush=True)
+            everything.extend(rows)
     if everything:
+        from bench.sweep import plot_cells, write_cells
+
         merge_json(args.out, everything)
-        print(f"results merged into {args.out}", file=sys.stderr)
+        cells = args.cells
+        write_cells(everything, cells.with_suffix(".csv"), cells.with_suffix(".json"))
+        plot_cells(everything, cells.with_suffix(".png"))
+        print(f"results merged into {args.out}; cells in {cells}.csv/.json/.png", file=sys.stderr)
     failed = [r for r in everything if r["successRate"] < 1.0]
     for row in failed:
         print(f"{row['trace']} {row['policy']}: success {row['successRate']:.6f}", file=sys.stderr)
