@@ -48,3 +48,12 @@ def test_unknown_policy_is_refused(capsys) -> None:
 
     assert main(["serve", "--policy", "nope", "--listen", "127.0.0.1:0"]) == 2
     assert "unknown policy 'nope'" in capsys.readouterr().err
+
+
+def test_a_replica_names_its_instances_with_its_own_prefix() -> None:
+    # N replicas share one platform, which refuses an instance id already in use.
+    assert parse([], {}).instance_prefix == "inst"
+    assert parse([], {"SCALER_INSTANCE_PREFIX": "r2"}).instance_prefix == "r2"
+    assert (
+        parse(["--instance-prefix", "r3"], {"SCALER_INSTANCE_PREFIX": "r2"}).instance_prefix == "r3"
+    )

@@ -76,6 +76,7 @@ class ScalerApp:
             SchedulerSettings(
                 assign_timeout_s=settings.assign_timeout,
                 cold_start_retries=settings.cold_start_retries,
+                instance_prefix=settings.instance_prefix,
             ),
         )
         self.server = grpc.aio.server(

@@ -40,6 +40,9 @@ class Settings:
     destroy_wait: float = _setting(2.5, "on SIGTERM, how long slot destruction may take")
     max_concurrent_rpcs: int = _setting(0, "bound on concurrent RPCs (0: unbounded)")
     metrics_port: int = _setting(0, "serve Prometheus metrics on this port (0: off)")
+    instance_prefix: str = _setting(
+        "inst", "instance ids are PREFIX-N; replicas sharing a platform need distinct prefixes"
+    )
 
 
 def _env_name(name: str) -> str:
