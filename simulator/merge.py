@@ -8,7 +8,8 @@ shard's slots are priced up to that ``end``, as one process would price them, an
 
 - every number field of :class:`RunTotals` is summed (exactly, where the shards sent exact
   sums), except those in :data:`RULES` (the run's start and end, the wall time);
-- list fields (the per-request latencies) are concatenated, so percentiles are exact too;
+- list fields (the per-request latencies, sent as :class:`ValueCounts`) are joined as
+  multisets, so percentiles are those of one list;
 - the oracle is recomputed from the summed per-function sums.
 
 Sums, never averages: the score is computed once, from the merged sums. A new field of
@@ -22,10 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-import numpy as np
 
 from simulator.dataset import Dataset
-from simulator.exact import scaled, unscaled
+from simulator.exact import ValueCounts, scaled, unscaled
 from simulator.platform import SlotRecord, slot_cost
 from simulator.score import OracleSums, RunTotals, build_record, oracle_from_sums
 
@@ -117,8 +117,10 @@ def merge_totals(parts: Sequence[RunTotals]) -> RunTotals:
             values[name] = unscaled(exact[name])
         elif name in RULES:
             values[name] = RULES[name](column)
-        elif all(isinstance(v, list | np.ndarray) for v in column):
-            values[name] = np.concatenate([np.asarray(v, dtype=float) for v in column])
+        elif all(isinstance(v, list | ValueCounts) for v in column):
+            values[name] = ValueCounts.merged(
+                v if isinstance(v, ValueCounts) else ValueCounts.of(v) for v in column
+            )
         elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in column):
             values[name] = sum(column)
         else:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from simulator.dataset import Dataset
-from simulator.exact import exact_sum, unscaled
+from simulator.exact import ValueCounts, exact_sum, unscaled
 
 SUCCESS_GATE = 0.9995
 """Minimum success rate; exactly 99.95% passes, anything below scores 0."""
@@ -217,20 +217,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def _sorted_percentile(ordered: Sequence[float], q: float) -> float | None:
-    if not len(ordered):
+    if not len(ordered):  # a ValueCounts has no truth value
         return None
     rank = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
-    return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _ordered(values: Sequence[float]) -> Sequence[float]:
-    """``values`` sorted; a numpy array (a merged sharded run's latencies) stays one."""
-    if type(values).__module__ == "numpy":
-        import numpy as np
-
-        return np.sort(values)
+    """``values`` sorted; :class:`ValueCounts` (a sharded run's latencies) already reads so."""
+    if isinstance(values, ValueCounts):
+        return values
     return sorted(values)
 
 

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from simulator.exact import exact_sum
+from simulator.exact import ValueCounts, exact_sum
 from simulator.faults import FaultSpec
 from simulator.merge import ShardResult
 from simulator.platform import LatencyModel, SlotRecord, slot_cost
@@ -98,10 +98,8 @@ def replay_shard(
         else:
             tail.append(slot)
     totals = run.totals
-    import numpy as np
-
-    totals.assign_latencies_ms = np.asarray(totals.assign_latencies_ms, dtype=float)
-    totals.idle_latencies_ms = np.asarray(totals.idle_latencies_ms, dtype=float)
+    totals.assign_latencies_ms = ValueCounts.of(totals.assign_latencies_ms)  # type: ignore[assignment]
+    totals.idle_latencies_ms = ValueCounts.of(totals.idle_latencies_ms)  # type: ignore[assignment]
     dataset = data.dataset
     return ShardResult(
         index=index,

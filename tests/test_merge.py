@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 import pytest
 
 from simulator.dataset import write_dataset
@@ -77,7 +76,8 @@ def test_fields_are_summed_except_the_rules_and_unknown_kinds_refused() -> None:
     assert (merged.total_requests, merged.cold_starts) == (5, 3)
     assert (merged.start_ms, merged.end_ms, merged.wall_time_s) == (10, 70, 5.0)
     assert merged.schedule_s == 1.5
-    assert list(np.sort(merged.assign_latencies_ms)) == [1.0, 2.0, 3.0]
+    latencies = merged.assign_latencies_ms
+    assert [latencies[k] for k in range(len(latencies))] == [1.0, 2.0, 3.0]
     assert merged.leaked_slots is None
     with pytest.raises(MergeError, match="cold_starts"):
         merge_totals([a, attrs.evolve(b, cold_starts="many")])
@@ -88,3 +88,22 @@ def test_slots_past_what_a_shard_knows_are_refused(folder: Path) -> None:
     assert result.tail
     with pytest.raises(MergeError, match="shard 0"):
         priced(result, result.known_until_s + 1.0)
+
+
+def test_latencies_as_value_counts_give_the_percentiles_of_the_whole_list() -> None:
+    import random
+
+    from simulator.dataset import Dataset
+    from simulator.exact import ValueCounts
+
+    rng = random.Random(4)
+    parts = [[rng.choice((1.0, 1.0, 2.5, 101.0)) + rng.random() * (k % 2) for k in range(n)]
+             for n in (0, 1, 57, 300)]  # fmt: skip
+    whole = [v for part in parts for v in part]
+    merged = ValueCounts.merged(ValueCounts.of(part) for part in parts)
+    assert len(merged) == len(whole) and [merged[k] for k in range(len(whole))] == sorted(whole)
+    stub = Dataset("x", "", "", {}, [])
+    plain = build_record(stub, RunTotals(assign_latencies_ms=whole), record_id=0)
+    counted = build_record(stub, RunTotals(assign_latencies_ms=merged), record_id=0)
+    for key in ("assignLatencyP50Ms", "assignLatencyP99Ms"):
+        assert counted[key] == plain[key]
