@@ -66,3 +66,24 @@ def test_a_folder_is_read_once_per_process_for_all_its_shards(
     assert sum(len(d.dataset.requests) for d in data) == len(whole.requests)
     assert load_cached(source).requests == whole.requests
     assert len(reads) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scale", "many:24"], "expected FUNCTIONS:HOURS"),
+        (["--scale", "0:24"], "FUNCTIONS must be >= 1"),
+        (["--shards", "2", "--mode", "wire"], "fast mode only, without --mode wire"),
+        (["--shards", "2", "--slice", "0:60"], "without --slice"),
+        (["--shards", "-1"], "--shards must be >= 0"),
+        (["--ray-address", "x:1"], "--ray-address needs --shards N"),
+        (["--shards", "2", "/nowhere/at/all"], "no such dataset folder"),
+    ],
+)
+def test_bad_sharded_arguments_exit_2_before_ray_starts(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scaler.cli import main
+
+    assert main(["simulate", *argv]) == 2
+    assert message in capsys.readouterr().err
