@@ -431,17 +431,10 @@ def simulate_command(args: argparse.Namespace) -> int:
     except (DatasetError, FaultSpecError, UsageError, ValueError, OSError) as err:
         print(f"simulate: {err}", file=sys.stderr)
         return 2
-    if args.shards:
-        try:
-            return _run_sharded(args, sources, faults, out)
-        except KeyboardInterrupt:
-            print("simulate: interrupted", file=sys.stderr)
-            return 130
-        finally:
-            if out is not None:
-                out.close()
     printer = _Printer(args, len(datasets), out)
     try:
+        if args.shards:
+            return _run_sharded(args, sources, faults, out)
         runner = _run_wire if args.mode == "wire" else _run_fast
         status = runner(args, datasets, faults, printer)
     except KeyboardInterrupt:
