@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -471,7 +472,7 @@ def _sources(args: argparse.Namespace) -> list[Any]:
     for folder in args.datasets:
         if not Path(folder).is_dir():
             raise DatasetError(f"{folder}: no such dataset folder")
-        sources.append(FolderSource(str(folder)))
+        sources.append(FolderSource(str(Path(folder).resolve())))  # a worker's cwd differs
     return sources
 
 
@@ -521,7 +522,14 @@ def _run_sharded(args: argparse.Namespace, sources: list[Any], faults: FaultSpec
         seed=args.seed,
     )
     started = time.perf_counter()
-    with ray_session(args.ray_address, args.ray_cpus):
+    session = contextlib.ExitStack()
+    try:
+        session.enter_context(ray_session(args.ray_address, args.ray_cpus))
+    except (ConnectionError, RuntimeError) as err:
+        where = args.ray_address or "a local Ray"
+        print(f"simulate: cannot start or reach {where}: {err}", file=sys.stderr)
+        return 1
+    with session:
         print(
             f"simulate: Ray with {cpus()} CPU(s) ready after {time.perf_counter() - started:.1f} s",
             file=sys.stderr,
