@@ -93,7 +93,7 @@ def ray_runs(
     next_trace = 0
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # Ctrl-C works
             for ref in ready:
                 trace, policy = pending.pop(ref)
                 try:

@@ -182,7 +182,8 @@ def run_shards(
     last_line = time.monotonic()
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0 if live else None)
+            # A bounded wait, so that Ctrl-C (handled between Python calls) stops the run.
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 index = pending.pop(ref)
                 try:
