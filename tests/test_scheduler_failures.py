@@ -154,3 +154,40 @@ def test_a_failing_log_sink_changes_no_scheduling() -> None:
     dropped, state, indexed, live_slots, consistent = run(main())
     assert dropped >= 5 and state == IDLE and indexed == 1 and consistent
     assert live_slots == 0
+
+
+class BrokenScheduler:
+    """A scheduler with a bug on both paths."""
+
+    async def assign(self, request_id: str, spec: FunctionSpec) -> Any:
+        raise KeyError("lost index entry")
+
+    async def idle(self, *args: Any) -> None:
+        raise AttributeError("no such thing")
+
+
+def test_a_scheduler_bug_is_answered_internal_error_with_a_message() -> None:
+    from scaler.server import ScalerServicer
+    from scaler.wire import pb
+
+    async def main() -> tuple[Any, Any]:
+        servicer = ScalerServicer(BrokenScheduler())  # type: ignore[arg-type]
+        meta = pb.Meta(key="fn", runtime="python3", timeout_in_secs=60, memory_in_mb=128)
+        assign = await servicer.Assign(
+            pb.AssignRequest(request_id="r1", timestamp=1, meta_data=meta)
+        )
+        assignment = pb.Assignment(request_id="r1", meta_key="fn", instance_id="i1")
+        idle = await servicer.Idle(
+            pb.IdleRequest(assigment=assignment, result=pb.Result(status_code=200))
+        )
+        return assign, idle
+
+    assign, idle = run(main())
+    assert assign.status == pb_status("InternalError") and "KeyError" in assign.error_message
+    assert idle.status == pb_status("InternalError") and "AttributeError" in idle.error_message
+
+
+def pb_status(name: str) -> int:
+    from scaler.wire import pb
+
+    return pb.Status.Value(name)
