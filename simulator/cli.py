@@ -136,7 +136,7 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
 # Reading the arguments
 
 
-def _parse_slice(text: str | None) -> tuple[float, float] | None:
+def parse_slice(text: str | None) -> tuple[float, float] | None:
     if not text:
         return None
     start, sep, length = text.partition(":")
@@ -159,7 +159,7 @@ def _datasets(args: argparse.Namespace) -> list[Dataset]:
 
         datasets.append(generate_workload())
     datasets.extend(load_dataset(folder) for folder in args.datasets)
-    window = _parse_slice(args.slice)
+    window = parse_slice(args.slice)
     if window is not None:
         datasets = [d.slice(*window) for d in datasets]
     for dataset in datasets:
@@ -207,13 +207,13 @@ def record_table(record: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {_format_value(v)}" for k, v in record.items())
 
 
-def summary(run: Any, record: dict[str, Any], mode: str, policy: str, position: str) -> str:
+def summary(run: Any, record: dict[str, Any], mode: str, who: str, position: str) -> str:
     """A few human lines about one replay, for stderr."""
     oracle = record.get("oracleScore")
     p50, p99 = record["assignLatencyP50Ms"], record["assignLatencyP99Ms"]
     latency = f", Assign p50 {p50:.1f} ms p99 {p99:.1f} ms" if p50 is not None else ""
     lines = [
-        f"{position} {run.dataset.name} ({mode}, policy {policy}): score {record['score']:.3f} "
+        f"{position} {run.dataset.name} ({mode}, {who}): score {record['score']:.3f} "
         f"(slot {record['scoreSlotHalf']:.3f} + latency {record['scoreLatencyHalf']:.3f})"
         + (f", oracle {oracle:.3f}" if oracle is not None else ""),
         f"  {record['totalRequestsCount']} requests, {record['failedRequestsCount']} failed "
@@ -243,6 +243,15 @@ class _Printer:
         self.timelines: list[Any] = []
         self.names: list[str] = []
 
+    def _who(self) -> str:
+        """Which scaler ran: our policy, or the external one's command or address."""
+        a = self.args
+        if a.mode == "wire" and a.scaler_cmd:
+            return f"scaler `{a.scaler_cmd}`"
+        if a.mode == "wire" and not a.start_scaler:
+            return f"scaler at {a.scaler}"
+        return f"policy {a.policy}"
+
     def __call__(self, run: Any) -> None:
         index = len(self.records) + 1
         oracle = oracle_score(run.dataset, create_ms=self.args.create_ms)
@@ -251,7 +260,7 @@ class _Printer:
         self.timelines.append(run.timeline)
         self.names.append(run.dataset.name)
         position = f"[{index}/{self.count}]"
-        print(summary(run, record, self.args.mode, self.args.policy, position), file=sys.stderr)
+        print(summary(run, record, self.args.mode, self._who(), position), file=sys.stderr)
         if self.args.json:
             print(json.dumps(record), flush=True)
         else:

@@ -83,8 +83,8 @@ class ServicerTransport:
 class GrpcTransport:
     """Calls a Scaler at an address over gRPC (wire mode), each call bounded by its deadline.
 
-    A missed deadline raises :class:`CallFailed` ("assign deadline exceeded"); other RPC errors
-    become InternalError replies. Either way the request fails and the run goes on.
+    An RPC error raises :class:`CallFailed`: "assign deadline exceeded" for a missed deadline,
+    "Assign failed with gRPC UNAVAILABLE" and so on otherwise. The request fails, the run goes on.
     """
 
     def __init__(
@@ -103,27 +103,22 @@ class GrpcTransport:
         try:
             return await self._stub.Assign(request, timeout=self.assign_deadline_s)
         except grpc.RpcError as err:
-            _raise_on_deadline(err, "assign", self.assign_deadline_s)
-            return pb.AssignReply(status=pb.InternalError, error_message=_rpc_error(err))
+            raise _call_failed(err, "Assign", self.assign_deadline_s) from None
 
     async def idle(self, request: Any) -> Any:
         try:
             return await self._stub.Idle(request, timeout=self.idle_deadline_s)
         except grpc.RpcError as err:
-            _raise_on_deadline(err, "idle", self.idle_deadline_s)
-            return pb.IdleReply(status=pb.InternalError, error_message=_rpc_error(err))
+            raise _call_failed(err, "Idle", self.idle_deadline_s) from None
 
 
-def _raise_on_deadline(err: grpc.RpcError, call: str, deadline_s: float) -> None:
+def _call_failed(err: grpc.RpcError, call: str, deadline_s: float) -> CallFailed:
+    """The failed request's reason; its kind (before the first colon) names the gRPC code."""
     code = err.code() if hasattr(err, "code") else None
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        raise CallFailed(f"{call} deadline exceeded: no answer within {deadline_s:g} s") from None
-
-
-def _rpc_error(err: grpc.RpcError) -> str:
-    code = err.code() if hasattr(err, "code") else None
+        return CallFailed(f"{call.lower()} deadline exceeded: no answer within {deadline_s:g} s")
     details = err.details() if hasattr(err, "details") else ""
-    return f"gRPC {getattr(code, 'name', code)}: {details}"
+    return CallFailed(f"{call} failed with gRPC {getattr(code, 'name', code)}: {details}")
 
 
 class Replayer:
