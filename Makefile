@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build proto test lint format run bench bench-foresight bench-rpc bench-load bench-faults clean
+.PHONY: build proto test lint format run bench bench-foresight bench-rpc bench-load bench-burst bench-faults clean
 
 build: $(STAMP) proto
 	@chmod +x scaler run.sh
@@ -44,6 +44,9 @@ bench-rpc: build
 
 bench-load: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.load_wire
+
+bench-burst: build
+	PYTHONPATH=src:. $(BIN)/python -m bench.burst
 
 bench-faults: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.faults
