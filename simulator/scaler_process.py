@@ -3,12 +3,15 @@
 
 The session starts it only once the platform listens (scalers written for the challenge dial
 the platform as they start), keeps its stdout and stderr in a log file, and stops it with
-SIGTERM, then SIGKILL after a grace period, so a hung scaler cannot hold the session.
+SIGTERM, then SIGKILL after a grace period, so a hung scaler cannot hold the session. The
+process leads its own process group and the signals go to the group, so a wrapper
+(``go run .``, ``sh -c ...``) does not leave the real scaler running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import signal
@@ -22,6 +25,9 @@ from simulator.stats_http import split_address
 
 #: Words of ``--scaler-cmd`` replaced before it runs (each in every word, as plain text).
 PLACEHOLDERS = ("{listen}", "{port}", "{platform}")
+
+#: How often stop() looks whether a wrapper's children have exited, seconds.
+GROUP_POLL_S = 0.05
 
 #: Log lines quoted in an error about the process.
 TAIL_LINES = 5
@@ -97,6 +103,7 @@ class ScalerProcess:
                 stderr=self._log,
                 env=self.env,
                 cwd=self.cwd,
+                start_new_session=True,  # its own group: stop() signals the wrapper's children too
             )
         except OSError as err:
             self._close_log()
@@ -113,14 +120,17 @@ class ScalerProcess:
         process, self._process = self._process, None
         if process is None:
             return self.returncode
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
         try:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), grace_s)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            _signal_group(process.pid, signal.SIGTERM)  # also reaches what a dead wrapper left
+            try:
+                await asyncio.wait_for(process.wait(), grace_s)
+            except TimeoutError:
+                _signal_group(process.pid, signal.SIGKILL)
+                await process.wait()
+            if not await _group_gone(process.pid, deadline):
+                _signal_group(process.pid, signal.SIGKILL)
             self.returncode = process.returncode
         finally:
             self._close_log()
@@ -150,6 +160,29 @@ class ScalerProcess:
         last = "; last lines:\n    " + "\n    ".join(tail) if tail else ""
         where = f"; log: {self.log_path}" if self.log_path else ""
         return f" (command: {self.command}{where}{last})"
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """``sig`` to the process group ``pid`` leads (gone already: nothing to do)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def _group_gone(pgid: int, deadline: float) -> bool:
+    """Whether every process of the group has exited by ``deadline`` (loop time).
+
+    The wrapper's children are not ours to wait for, so this polls (bounded); the group is
+    usually gone at the first look.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(GROUP_POLL_S)
 
 
 def child_env(extra_path: Sequence[str] = ()) -> dict[str, str]:

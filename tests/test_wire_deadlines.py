@@ -170,3 +170,47 @@ def test_simulate_names_a_scaler_cmd_that_exits_before_listening(tmp_path: Path)
     assert result.returncode == 1
     assert "exited with status 3 before accepting connections" in result.stderr
     assert "command: " in result.stderr and "no config file" in result.stderr
+
+
+def test_a_scaler_behind_a_wrapper_gets_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
+    """``sh -c '...; echo'`` forks the scaler rather than exec-ing it: the signals go to the
+    whole process group, and the session waits for the scaler's own graceful stop."""
+    folder = tiny_dataset(tmp_path / "tiny")
+    log = tmp_path / "scaler.log"
+    wrapped = f"sh -c '{TINY}; echo wrapper done'"
+    result = scaler_cli(
+        "simulate", str(folder), "--mode", "wire", "--json", "--speed", "10",
+        "--scaler", "127.0.0.1:0", "--platform-listen", "127.0.0.1:0",
+        "--stats-listen", "127.0.0.1:0", "--scaler-log", str(log), "--scaler-cmd", wrapped,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["failedRequestsCount"] == 0 and record["leakedSlots"] == 0
+    assert "tiny scaler: stopped after 60 assigns" in log.read_text()
+
+
+async def test_a_scaler_that_ignores_sigterm_is_killed_after_the_grace() -> None:
+    from simulator.scaler_process import ScalerProcess
+
+    ready = asyncio.Event()
+
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ready.set()  # the child ignores SIGTERM by now
+        writer.close()
+
+    server = await asyncio.start_server(hello, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    code = (
+        "import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"socket.create_connection(('127.0.0.1', {port})); time.sleep(60)"
+    )
+    process = ScalerProcess([sys.executable, "-c", code], keep_log=False)
+    await process.start()
+    try:
+        await asyncio.wait_for(ready.wait(), 30.0)
+    finally:
+        status = await process.stop(grace_s=0.5)
+        server.close()
+    assert status == -9
+    assert process.log_path  # kept: it did not exit cleanly
+    Path(process.log_path).unlink()
