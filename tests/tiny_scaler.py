@@ -5,10 +5,11 @@ user's own scaler would use them.
 
     python tests/tiny_scaler.py --listen 127.0.0.1:9001 --platform 127.0.0.1:50051
 
-Like the challenge's Go scalers it dials the platform as it starts, and gives up (exit 3) if
-the platform is not there. SIGTERM destroys what is left and exits 0. ``--die-after N`` exits
-with status 4 on the N-th Assign (a scaler that crashes, for the tests); ``--lifetime`` bounds
-how long it may live whatever happens.
+Like the challenge's Go scalers it dials the platform as it starts, and gives up at once
+(exit 3) if nothing listens there: every test that uses it also checks that the simulator's
+platform listens before the scaler starts. SIGTERM destroys what is left and exits 0.
+``--die-after N`` exits with status 4 on the N-th Assign (a scaler that crashes, for the
+tests); ``--lifetime`` bounds how long it may live whatever happens.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -97,12 +99,13 @@ class TinyScaler(rpc.ScalerServicer):
 
 
 async def main(args: argparse.Namespace) -> int:
-    channel = grpc.aio.insecure_channel(args.platform)
-    try:
-        await asyncio.wait_for(channel.channel_ready(), args.dial_timeout)
-    except TimeoutError:
-        print(f"tiny scaler: no platform at {args.platform}", flush=True)
+    host, _, port = args.platform.rpartition(":")
+    try:  # one plain connect, no retry: the platform must already listen
+        socket.create_connection((host.strip("[]"), int(port)), timeout=args.dial_timeout).close()
+    except OSError as err:
+        print(f"tiny scaler: no platform at {args.platform}: {err}", flush=True)
         return 3
+    channel = grpc.aio.insecure_channel(args.platform)
     scaler = TinyScaler(rpc.PlatformStub(channel), args.die_after)
     server = grpc.aio.server()
     rpc.add_ScalerServicer_to_server(scaler, server)
