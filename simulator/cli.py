@@ -186,6 +186,8 @@ def _check(args: argparse.Namespace) -> FaultSpec:
         command_argv(args.scaler_cmd, "127.0.0.1:1", "127.0.0.1:1")  # ValueError: bad quoting
     if args.mode == "fast" and args.speed != 1.0:
         print("simulate: --speed applies to wire mode only; ignored", file=sys.stderr)
+    if args.mode == "fast" and args.scaler_cmd:
+        print("simulate: --scaler-cmd applies to wire mode only; ignored", file=sys.stderr)
     return FaultSpec.parse(args.faults)
 
 
