@@ -51,5 +51,12 @@ bench-burst: build
 bench-faults: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.faults
 
+# Any scaler beside ours, wire mode at speed 1 (10 min per contestant); see docs/simulator.md.
+COMPARE_ARGS ?= ../shared/traces/dataSet_1 --slice 15000:600 --ours reference --ours default \
+	--scaler 'tiny=$(BIN)/python tests/tiny_scaler.py --listen {listen} --platform {platform}'
+
+compare: build
+	PYTHONPATH=src:. $(BIN)/python -m bench.compare $(COMPARE_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -154,3 +154,88 @@ def test_a_failing_log_sink_changes_no_scheduling() -> None:
     dropped, state, indexed, live_slots, consistent = run(main())
     assert dropped >= 5 and state == IDLE and indexed == 1 and consistent
     assert live_slots == 0
+
+
+class BrokenScheduler:
+    """A scheduler with a bug on both paths."""
+
+    async def assign(self, request_id: str, spec: FunctionSpec) -> Any:
+        raise KeyError("lost index entry")
+
+    async def idle(self, *args: Any) -> None:
+        raise AttributeError("no such thing")
+
+
+def test_a_scheduler_bug_is_answered_internal_error_with_a_message() -> None:
+    from scaler.server import ScalerServicer
+    from scaler.wire import pb
+
+    async def main() -> tuple[Any, Any]:
+        servicer = ScalerServicer(BrokenScheduler())  # type: ignore[arg-type]
+        meta = pb.Meta(key="fn", runtime="python3", timeout_in_secs=60, memory_in_mb=128)
+        assign = await servicer.Assign(
+            pb.AssignRequest(request_id="r1", timestamp=1, meta_data=meta)
+        )
+        assignment = pb.Assignment(request_id="r1", meta_key="fn", instance_id="i1")
+        idle = await servicer.Idle(
+            pb.IdleRequest(assigment=assignment, result=pb.Result(status_code=200))
+        )
+        return assign, idle
+
+    assign, idle = run(main())
+    assert assign.status == pb_status("InternalError") and "KeyError" in assign.error_message
+    assert idle.status == pb_status("InternalError") and "AttributeError" in idle.error_message
+
+
+def pb_status(name: str) -> int:
+    from scaler.wire import pb
+
+    return pb.Status.Value(name)
+
+
+class ScaleDownAll(ReferencePolicy):
+    """Scales every idle instance down at the first expiry pass."""
+
+    def expired(self, pool: Any, now: float) -> Any:
+        return list(pool.idle_instances())
+
+
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [
+        ("keep-alive", "keep-alive expired"),
+        ("scale-down", "policy scale-down"),
+        ("need_destroy", "need_destroy"),
+        ("init-failure", "init failed"),
+        ("shutdown", "shutdown"),
+    ],
+)
+def test_every_deletion_carries_its_true_cause_to_the_platform(case: str, cause: str) -> None:
+    async def main() -> tuple[list[str], list[TransitionRecord]]:
+        records: list[TransitionRecord] = []
+        journal = Journal()
+        journal.attach(records.append)
+        platform = FakePlatform(delay_s=0.01)
+        policy = ScaleDownAll() if case == "scale-down" else ReferencePolicy()
+        s = scheduler(platform, journal=journal, policy=policy)
+        s.start_gc()
+        if case == "init-failure":
+            platform.fail["init"] = 3
+            with pytest.raises(Unavailable):
+                await s.assign("r1", FN)
+        else:
+            answer = await s.assign("r1", FN)
+            result = RunResult(500, 1, need_destroy=case == "need_destroy")
+            if case != "shutdown":
+                await s.idle("r1", FN.key, answer.instance_id, result)
+        if case in ("keep-alive", "scale-down"):
+            await asyncio.sleep(ReferencePolicy.keep_alive_s + 20)
+        await asyncio.sleep(1)
+        await s.shutdown(grace_s=0.01, destroy_wait_s=5)
+        return list(platform.reasons.values()), records
+
+    reasons, records = run(main())
+    assert reasons and all(r.startswith(cause) for r in reasons), reasons
+    assert records[0].event == "create" and records[0].source == "new"
+    into_deleting = [r.reason for r in records if r.dest == "deleting" and r.source != "deleting"]
+    assert into_deleting and all(r.startswith(cause) for r in into_deleting), into_deleting
