@@ -19,6 +19,7 @@ TINY = {
 
 
 @pytest.mark.usefixtures("local_ray")
+@pytest.mark.slow
 def test_grid_on_ray_then_its_files(tmp_path: Path) -> None:
     grid = list(ray_runs(["tiny", "small"], ["reference", "adaptive"], 100.0, 0.0, TINY))
     assert [trace for trace, _ in grid] == ["tiny", "small"]

@@ -37,6 +37,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_reference_policy_every_n_gives_the_record_of_one_process(folder: Path) -> None:
     dataset = FolderSource(str(folder)).load()
     run = run_fast(dataset, "reference", rpc_latency_ms=1.0, exact_clock=True)
@@ -48,6 +49,7 @@ def test_reference_policy_every_n_gives_the_record_of_one_process(folder: Path) 
         assert len(record["shards"]) == n
 
 
+@pytest.mark.slow
 def test_generated_source_every_n_gives_the_same_record() -> None:
     source = GeneratorSource(seed=5, duration_s=600, functions=12)
     first = without(sharded_record(source, 1), "shards")

@@ -16,7 +16,7 @@ from simulator.sharded import ShardOptions, replay_shard
 from simulator.sources import FolderSource
 from simulator.workload import generate_workload
 
-pytestmark = pytest.mark.usefixtures("local_ray")
+pytestmark = [pytest.mark.usefixtures("local_ray"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
