@@ -5,8 +5,10 @@ of the score (``totalSlotTimeInGBs``), and it is what the replayer asks to check
 (does the instance exist, is it initialised, for which function). Times are the running loop's
 ``time()`` in seconds: real in wire mode, virtual in fast mode.
 
-Decisions the contract leaves open (docs/simulator.md): a slot costs from the moment CreateSlot
-answers; Init on a slot whose memory is below the function's fails with InvalidArgument; Init
+Decisions the contract leaves open (docs/simulator.md): a slot costs from the CreateSlot request
+the platform accepts (the contract's "from its CreateSlot"; the create delay is paid for, as in
+the oracle) to the DestroySlot request that removes it, or the end of the run; a refused,
+throttled or failed CreateSlot creates no slot and costs nothing; Init on a slot whose memory is below the function's fails with InvalidArgument; Init
 on an initialised slot fails with InvalidArgument; Init or DestroySlot on an unknown slot answers
 NotFound; an injected Init failure leaves the slot uninitialised (the scaler must destroy it).
 
@@ -50,8 +52,9 @@ class SlotLedger:
         self._live: dict[str, SlotRecord] = {}
         self._ids = itertools.count(1)
 
-    def create(self, memory_mb: int, now: float) -> SlotRecord:
-        record = SlotRecord(f"slot-{next(self._ids)}", memory_mb, now)
+    def create(self, memory_mb: int, requested_at: float) -> SlotRecord:
+        """A new live slot, costing from ``requested_at`` (its accepted CreateSlot request)."""
+        record = SlotRecord(f"slot-{next(self._ids)}", memory_mb, requested_at)
         self.slots[record.id] = record
         self._live[record.id] = record
         return record
@@ -165,7 +168,7 @@ class PlatformService(rpc.PlatformServicer):
                 pb.CreateSlotReply, pb.InternalError, "slot creation failed (injected)"
             )
         now = self._now()
-        record = self.ledger.create(memory, now)
+        record = self.ledger.create(memory, started)
         return pb.CreateSlotReply(
             status=pb.Ok,
             slot=pb.Slot(
@@ -227,11 +230,12 @@ class PlatformService(rpc.PlatformServicer):
             return _reply_error(
                 pb.DestroySlotReply, pb.NotFound, f"slot {request.id} does not exist"
             )
+        requested = self._now()
         await self._delay(self.latency.destroy_ms / 1000.0)
         if self.faults.fails("destroy"):
             return _reply_error(pb.DestroySlotReply, pb.InternalError, "destroy failed (injected)")
         if record.destroyed_at is None:
-            self.ledger.destroy(record, self._now())
+            self.ledger.destroy(record, requested)  # its cost ends at the accepted request
         return pb.DestroySlotReply(status=pb.Ok)
 
 
