@@ -8,9 +8,10 @@ of the score (``totalSlotTimeInGBs``), and it is what the replayer asks to check
 Decisions the contract leaves open (docs/simulator.md): a slot costs from the CreateSlot request
 the platform accepts (the contract's "from its CreateSlot"; the create delay is paid for, as in
 the oracle) to the DestroySlot request that removes it, or the end of the run; a refused,
-throttled or failed CreateSlot creates no slot and costs nothing; Init on a slot whose memory is below the function's fails with InvalidArgument; Init
-on an initialised slot fails with InvalidArgument; Init or DestroySlot on an unknown slot answers
-NotFound; an injected Init failure leaves the slot uninitialised (the scaler must destroy it).
+throttled or failed CreateSlot creates no slot and costs nothing; Init on a slot whose memory
+is below the function's fails with InvalidArgument; Init on an initialised slot fails with
+InvalidArgument; Init or DestroySlot on an unknown slot answers NotFound; an injected Init
+failure leaves the slot uninitialised (the scaler must destroy it).
 
 Latencies (CreateSlot, Init, DestroySlot, spikes) are trace time; ``speed`` divides them when
 sleeping, so a wire-mode run at ``--speed S`` keeps them in proportion, and replies report
