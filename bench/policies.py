@@ -42,6 +42,7 @@ from scaler.policy import (
 )
 from scaler.policy.adaptive import KAPPA_GRID
 from simulator.dataset import Dataset, load_dataset
+from simulator.defaults import DEFAULT_CREATE_MS, DEFAULT_RPC_LATENCY_MS
 from simulator.fast import run_fast
 from simulator.platform import LatencyModel
 from simulator.score import build_record, oracle_score
@@ -81,7 +82,10 @@ def trace_loaders() -> dict[str, tuple[Loader | None, str]]:
 
 
 def run_one(
-    dataset: Dataset, policy: str | Policy, create_ms: float, rpc_latency_ms: float = 0.0
+    dataset: Dataset,
+    policy: str | Policy,
+    create_ms: float = DEFAULT_CREATE_MS,
+    rpc_latency_ms: float = DEFAULT_RPC_LATENCY_MS,
 ) -> dict[str, Any]:
     """One fast-mode run of ``policy`` (a name, or a fresh policy object), as a flat row of
     the table."""
@@ -292,12 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--traces", help="comma-separated (default: all available)")
     parser.add_argument("--policies", help="comma-separated (default: every registered one)")
-    parser.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency")
+    parser.add_argument(
+        "--create-ms", type=float, default=DEFAULT_CREATE_MS, help="CreateSlot latency"
+    )
     parser.add_argument(
         "--rpc-latency-ms",
         type=float,
-        default=0.0,
-        help="charge per Assign/Idle/platform RPC (default 0, as the issue's figures)",
+        default=DEFAULT_RPC_LATENCY_MS,
+        help=f"charge per Assign/Idle/platform RPC (default {DEFAULT_RPC_LATENCY_MS:g}, "
+        "simulator.defaults)",
     )
     parser.add_argument(
         "--ablation",

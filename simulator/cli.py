@@ -16,13 +16,10 @@ from typing import Any, TextIO
 
 from scaler.policy import DEFAULT_POLICY
 from simulator.dataset import Dataset, DatasetError, load_dataset
+from simulator.defaults import DEFAULT_CREATE_MS, DEFAULT_RPC_LATENCY_MS
 from simulator.faults import FaultSpec, FaultSpecError
 from simulator.platform import LatencyModel
 from simulator.score import build_record, oracle_score
-
-DEFAULT_RPC_LATENCY_MS = 1.0
-"""Fast mode's default charge per RPC: the mean loopback round trip wire mode measured against
-our scaler (docs/simulator.md, "Fast vs wire"), so that both modes score alike by default."""
 
 
 class UsageError(ValueError):
@@ -66,7 +63,12 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         "--faults", default="", metavar="SPEC", help="e.g. create_error=0.05,spike=0.01:2s"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the fault injection (default 0)")
-    p.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency (100)")
+    p.add_argument(
+        "--create-ms",
+        type=float,
+        default=DEFAULT_CREATE_MS,
+        help=f"CreateSlot latency ({DEFAULT_CREATE_MS:g})",
+    )
     p.add_argument("--create-jitter-ms", type=float, default=0.0, help="uniform +/- jitter (0)")
     p.add_argument("--slice", metavar="START:LENGTH", help="replay only this window, seconds")
     p.add_argument("--out", metavar="FILE", help="append each record as a JSON line")

@@ -15,6 +15,7 @@ from scaler.scheduler import Scheduler
 from scaler.server import ScalerServicer
 from scaler.states import Journal
 from simulator.dataset import Dataset
+from simulator.defaults import DEFAULT_RPC_LATENCY_MS
 from simulator.faults import FaultSpec
 from simulator.platform import InProcessPlatformStub, LatencyModel, PlatformService
 from simulator.replay import Progress, Replayer, ServicerTransport
@@ -79,13 +80,14 @@ def run_fast(
     journal: Journal | None = None,
     progress: Progress | None = None,
     timeline: Timeline | None = None,
-    rpc_latency_ms: float = 0.0,
+    rpc_latency_ms: float = DEFAULT_RPC_LATENCY_MS,
 ) -> FastRun:
     """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``
     (a name, or a fresh policy object for this run only: policies keep state).
 
     ``rpc_latency_ms`` charges every RPC a network round trip, as wire mode pays: the
-    replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot.
+    replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot (default:
+    the one latency model of ``simulator.defaults``; 0 for a latency-free replay).
     """
     return run_virtual(
         _run(

@@ -30,6 +30,7 @@ import attrs
 
 from scaler.wire import pb, rpc
 from simulator.dataset import FunctionMeta
+from simulator.defaults import DEFAULT_CREATE_MS
 from simulator.faults import FaultInjector, FaultSpec
 
 
@@ -111,7 +112,7 @@ class SlotLedger:
 class LatencyModel:
     """CreateSlot latency (ms) with optional uniform jitter; Init takes the function's own."""
 
-    create_ms: float = 100.0
+    create_ms: float = DEFAULT_CREATE_MS
     jitter_ms: float = 0.0
     destroy_ms: float = 0.0
 

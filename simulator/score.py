@@ -18,12 +18,10 @@ from typing import Any
 import attrs
 
 from simulator.dataset import Dataset
+from simulator.defaults import DEFAULT_CREATE_MS
 
 SUCCESS_GATE = 0.9995
 """Minimum success rate; exactly 99.95% passes, anything below scores 0."""
-
-DEFAULT_CREATE_MS = 100.0
-"""CreateSlot latency reported for the challenge simulator."""
 
 MS_PER_S = 1000.0
 MB_PER_GB = 1024.0
