@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 
 from scaler.wire import pb, rpc
+from simulator.compute import ComputeMeter
 from simulator.dataset import FunctionMeta
 from simulator.defaults import DEFAULT_CREATE_MS
 from simulator.faults import FaultInjector, FaultSpec
@@ -245,16 +246,25 @@ class InProcessPlatformStub:
     """The Platform stub's shape over a servicer in the same loop (fast mode: no sockets).
 
     ``rpc_latency_s`` charges each call a network round trip (paid before the service sees
-    it), as a gRPC call would cost.
+    it), as a gRPC call would cost. With ``compute`` the platform's code runs outside the
+    scaler's measured compute (``simulator.compute``): it is the simulator's, not the scaler's.
     """
 
-    def __init__(self, service: PlatformService, rpc_latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        service: PlatformService,
+        rpc_latency_s: float = 0.0,
+        compute: ComputeMeter | None = None,
+    ) -> None:
         self._service = service
         self._latency = rpc_latency_s
+        self._compute = compute
 
     async def _call(self, coro: Any, timeout: float | None) -> Any:
         if self._latency:
             coro = self._with_latency(coro)
+        if self._compute is not None:
+            coro = self._compute.platform_call(coro)
         if timeout is None:
             return await coro
         return await asyncio.wait_for(coro, timeout)

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import grpc
 
 from scaler.wire import pb
+from simulator.compute import ComputeMeter
 from simulator.dataset import Dataset, FunctionMeta, Request
 from simulator.platform import SlotLedger
 from simulator.score import RunTotals
@@ -40,25 +41,33 @@ class ScalerTransport(Protocol):
 
 
 class ServicerTransport:
-    """Calls a servicer object directly (fast mode).
+    """Calls a servicer object directly (fast mode); with ``compute``, each call runs as the
+    scaler's and is timed (``simulator.compute``).
 
     ``rpc_latency_s`` models the network and (de)serialisation of a real RPC: the whole round
     trip is paid before the servicer sees the request (one timer per call, not two, which
     keeps long replays fast; the measured latency is the same).
     """
 
-    def __init__(self, servicer: Any, rpc_latency_s: float = 0.0) -> None:
+    def __init__(
+        self, servicer: Any, rpc_latency_s: float = 0.0, compute: ComputeMeter | None = None
+    ) -> None:
         self._servicer = servicer
         self._latency = rpc_latency_s
+        self._compute = compute
 
     async def assign(self, request: Any) -> Any:
         if self._latency:
             await asyncio.sleep(self._latency)
+        if self._compute is not None:
+            return await self._compute.scaler_call(self._servicer.Assign(request, None))
         return await self._servicer.Assign(request, None)
 
     async def idle(self, request: Any) -> Any:
         if self._latency:
             await asyncio.sleep(self._latency)
+        if self._compute is not None:
+            return await self._compute.scaler_call(self._servicer.Idle(request, None))
         return await self._servicer.Idle(request, None)
 
 
@@ -125,6 +134,7 @@ class Replayer:
     async def run(self) -> RunTotals:
         loop = asyncio.get_running_loop()
         wall = time.perf_counter()
+        cpu = time.process_time()
         requests = self.dataset.requests
         first_ms = requests[0].start_ms if requests else 0
         self._start = loop.time()
@@ -155,6 +165,7 @@ class Replayer:
         t.slot_gbs = (self.ledger.slot_gbs(end) - slot_gbs_before) * self.speed
         t.live_slots = self.ledger.live_count
         t.wall_time_s = time.perf_counter() - wall
+        t.cpu_time_s = time.process_time() - cpu
         t.end_ms = (
             int(time.time() * 1000)
             if self.epoch_timestamps

@@ -48,6 +48,10 @@ class RunTotals:
     assign_latencies_ms: list[float] = attrs.Factory(list)
     idle_latencies_ms: list[float] = attrs.Factory(list)
     wall_time_s: float = 0.0
+    #: CPU time of this process during the replay (beside wall time: how shared the machine was).
+    cpu_time_s: float = 0.0
+    #: Fast mode's measured compute of the scaler (``ComputeMeter.figures``), if measured.
+    compute: dict[str, Any] | None = None
     leaked_slots: int | None = None
     start_ms: int = 0
     end_ms: int = 0
@@ -248,6 +252,9 @@ def build_record(
     }
     if totals.leaked_slots is not None:
         record["leakedSlots"] = totals.leaked_slots
+    record["cpuTimeInSecs"] = totals.cpu_time_s
+    if totals.compute is not None:
+        record.update(totals.compute)
     record["scoreSlotHalf"] = slot_half
     record["scoreLatencyHalf"] = latency_half
     return record

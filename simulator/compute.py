@@ -1,0 +1,191 @@
+"""Fast mode's measured compute: how long the scaler's own code ran, and optionally its charge.
+
+Latencies in fast mode are virtual, so a scaler that thinks for 40 ms per call pays nothing
+there, while over the wire (and in production) the caller waits for it. This module times
+every piece of the scaler's code that runs in a fast replay:
+
+- a servicer call (Assign, Idle) from the replayer: each step of its coroutine runs inside
+  :attr:`ComputeMeter.context` (:meth:`ComputeMeter.scaler_call`) and is timed;
+- every callback the loop runs on the scaler's behalf (its tasks' steps, its timers): they
+  are created in that context, so they carry the :data:`IN_SCALER` mark, and
+  :class:`~simulator.virtual_loop.VirtualTimeLoop` times each marked callback;
+- the platform the scaler calls is the simulator's, not the scaler's: each step of a platform
+  coroutine runs outside the mark (:meth:`ComputeMeter.platform_call`) and its time is taken
+  out of the callback that ran it;
+- each policy decision: the scheduler's ``GuardedPolicy`` meter (:meth:`ComputeMeter.decision`).
+
+The clock is ``time.perf_counter`` (monotonic, about 0.15 µs a read here). ``time.thread_time``
+would not count the time the OS gave another process, but it costs a system call (1.6 µs a
+read on this VM), several seconds over the millions of callbacks of a long replay. On a
+shared machine perf_counter inflates the figures by the time the process waited for a core;
+the record shows the replay's wall and CPU time beside them so that is visible.
+
+With ``charge`` the virtual clock advances by each measured step right after it ran, so the
+caller sees the scaler's compute as part of its latency (the wire would make it wait the
+same) and the simulated world waits for a busy scaler (one thread, as ours over the wire).
+Without it (the default) the replay stays deterministic: the figures are reported, not paid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Coroutine, Generator
+from contextvars import ContextVar, copy_context
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from simulator.virtual_loop import VirtualTimeLoop
+
+T = TypeVar("T")
+
+#: Set (True) in the context of everything the scaler runs in a fast replay.
+IN_SCALER: ContextVar[bool] = ContextVar("in_scaler", default=False)
+
+_clock = time.perf_counter
+
+
+class LogHistogram:
+    """Count, sum, max and percentiles (within 1 %) of positive durations in O(1) memory.
+
+    Millions of decisions in a long replay: a list of floats would cost more memory than
+    the replay itself, and 1 % is finer than anything these figures are used for.
+    """
+
+    _BASE = math.log(1.01)
+    _FLOOR = 1e-8  # 10 ns: anything shorter lands in the first bucket
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        if seconds > self.max:
+            self.max = seconds
+        bucket = int(math.log(max(seconds, self._FLOOR) / self._FLOOR) / self._BASE)
+        counts = self.counts
+        counts[bucket] = counts.get(bucket, 0) + 1
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile (0..100), as the upper edge of its bucket; None if empty."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(self.count * q / 100.0))
+        seen = 0
+        for bucket in sorted(self.counts):
+            seen += self.counts[bucket]
+            if seen >= rank:
+                return min(self.max, self._FLOOR * math.exp((bucket + 1) * self._BASE))
+        return self.max
+
+
+class ComputeMeter:
+    """Times the scaler's code in a fast replay (module docstring); charges it with ``charge``."""
+
+    def __init__(self, loop: VirtualTimeLoop, *, charge: bool = False) -> None:
+        self.loop = loop
+        self.charge = charge
+        self.context = copy_context()
+        self.context.run(IN_SCALER.set, True)
+        #: Every timed piece of scaler code (a callback, a servicer step), in seconds.
+        self.calls = LogHistogram()
+        #: Every policy decision (nested inside the calls: not added to the total again).
+        self.decisions = LogHistogram()
+        #: Time of platform code run inside a scaler callback (taken out of that callback).
+        self.excluded = 0.0
+
+    # -- the loop's side -----------------------------------------------------------------------
+    def callback(self, seconds: float) -> None:
+        """A marked callback ran for ``seconds`` (platform time already taken out)."""
+        self.calls.add(seconds)
+        if self.charge:
+            self.loop.advance(seconds)
+
+    def decision(self, name: str, seconds: float) -> None:
+        """``GuardedPolicy``'s meter: one policy call took ``seconds``."""
+        self.decisions.add(seconds)
+
+    # -- calls across the boundary -------------------------------------------------------------
+    def scaler_call(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """Await ``coro`` (a call into the scaler) with each step in the scaler's context,
+        timed."""
+        return _Steps(coro, self, inside=True)
+
+    def platform_call(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """Await ``coro`` (the simulated platform) with each step outside the scaler's
+        context, its time excluded from the scaler's."""
+        return _Steps(coro, self, inside=False)
+
+    # -- the record ----------------------------------------------------------------------------
+    def figures(self) -> dict[str, Any]:
+        """What the record reports (ms for decisions and the longest call, s for the total)."""
+
+        def ms(value: float | None) -> float | None:
+            return None if value is None else value * 1000.0
+
+        return {
+            "scalerCpuInSecs": self.calls.total,
+            "scalerCalls": self.calls.count,
+            "scalerCallMaxMs": ms(self.calls.max if self.calls.count else None),
+            "decisions": self.decisions.count,
+            "decisionTimeP50Ms": ms(self.decisions.percentile(50.0)),
+            "decisionTimeP99Ms": ms(self.decisions.percentile(99.0)),
+            "decisionTimeMaxMs": ms(self.decisions.max if self.decisions.count else None),
+            "computeCharged": self.charge,
+        }
+
+
+class _Steps:
+    """Drives a coroutine one step at a time on either side of the scaler's boundary."""
+
+    __slots__ = ("_coro", "_inside", "_meter")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], meter: ComputeMeter, inside: bool) -> None:
+        self._coro = coro
+        self._meter = meter
+        self._inside = inside
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, meter, inside = self._coro, self._meter, self._inside
+        run = meter.context.run if inside else _outside
+        send, throw = coro.send, coro.throw
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            excluded = meter.excluded
+            started = _clock()
+            try:
+                yielded = run(send, value) if error is None else run(throw, error)
+            except StopIteration as stop:
+                self._account(started, excluded)
+                return stop.value
+            except BaseException:
+                self._account(started, excluded)
+                raise
+            self._account(started, excluded)
+            try:
+                value, error = (yield yielded), None
+            except BaseException as exc:  # a cancellation thrown into the awaiting task
+                value, error = None, exc
+
+    def _account(self, started: float, excluded: float) -> None:
+        meter = self._meter
+        elapsed = _clock() - started
+        if self._inside:
+            meter.callback(elapsed - (meter.excluded - excluded))
+        else:
+            meter.excluded = excluded + elapsed
+
+
+def _outside(function: Any, argument: Any) -> Any:
+    """Run one platform step with the scaler's mark cleared (and restored after it): timers
+    and tasks the platform creates must not be timed as the scaler's."""
+    token = IN_SCALER.set(False)
+    try:
+        return function(argument)
+    finally:
+        IN_SCALER.reset(token)
