@@ -88,6 +88,12 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         help="charge per RPC round trip (Assign, Idle, CreateSlot, Init, DestroySlot); "
         f"default {DEFAULT_RPC_LATENCY_MS:g}, measured on loopback",
     )
+    fast.add_argument(
+        "--charge-compute",
+        action="store_true",
+        help="add the scaler's measured compute to the latency its callers see, as the wire "
+        "would (not deterministic); without it the compute is only reported",
+    )
     wire = p.add_argument_group("wire mode")
     wire.add_argument("--scaler", default="127.0.0.1:9001", help="scaler address (127.0.0.1:9001)")
     wire.add_argument("--speed", type=float, default=1.0, help="divide trace time by S (1)")
@@ -155,6 +161,8 @@ def _check(args: argparse.Namespace) -> FaultSpec:
         raise UsageError("--speed must be positive")
     if args.create_ms < 0 or args.create_jitter_ms < 0 or args.rpc_latency_ms < 0:
         raise UsageError("--create-ms, --create-jitter-ms and --rpc-latency-ms must be >= 0")
+    if args.mode == "wire" and args.charge_compute:
+        print("simulate: --charge-compute applies to fast mode only; ignored", file=sys.stderr)
     if args.mode == "fast" and args.speed != 1.0:
         print("simulate: --speed applies to wire mode only; ignored", file=sys.stderr)
     return FaultSpec.parse(args.faults)
@@ -200,6 +208,14 @@ def summary(run: Any, record: dict[str, Any], mode: str, policy: str, position: 
         lines.append("  injected faults: " + ", ".join(f"{k} {n}" for k, n in injected.items()))
     if record.get("leakedSlots") is not None:
         lines.append(f"  leaked slots after the scaler stopped: {record['leakedSlots']}")
+    if record.get("decisionTimeMaxMs") is not None:
+        charged = "charged" if record.get("computeCharged") else "not charged"
+        lines.append(
+            f"  scaler compute ({charged}): {record['scalerCpuInSecs']:.2f} s in "
+            f"{record['scalerCalls']} calls (longest {record['scalerCallMaxMs']:.2f} ms); "
+            f"decisions p50 {record['decisionTimeP50Ms']:.4f} ms, "
+            f"p99 {record['decisionTimeP99Ms']:.4f} ms, max {record['decisionTimeMaxMs']:.2f} ms"
+        )
     return "\n".join(lines)
 
 
@@ -279,6 +295,7 @@ def _run_fast(args: argparse.Namespace, datasets: list[Dataset], faults: FaultSp
                     progress=bar,
                     timeline=timeline,
                     rpc_latency_ms=args.rpc_latency_ms,
+                    charge_compute=args.charge_compute,
                 )
             finally:
                 if bar is not None:
