@@ -45,7 +45,7 @@ def _dataset(requests: int = 5) -> Dataset:
     )
 
 
-def test_histogram_percentiles_are_within_one_percent() -> None:
+def test_histogram_percentiles_are_within_two_percent() -> None:
     hist = LogHistogram()
     values = [i / 1000.0 for i in range(1, 1001)]  # 1 ms .. 1 s
     for value in values:
@@ -53,8 +53,8 @@ def test_histogram_percentiles_are_within_one_percent() -> None:
     assert hist.count == 1000
     assert hist.max == 1.0
     assert hist.total == pytest.approx(sum(values))
-    assert hist.percentile(50.0) == pytest.approx(0.5, rel=0.011)
-    assert hist.percentile(99.0) == pytest.approx(0.99, rel=0.011)
+    assert hist.percentile(50.0) == pytest.approx(0.5, rel=0.016)
+    assert hist.percentile(99.0) == pytest.approx(0.99, rel=0.016)
     assert LogHistogram().percentile(50.0) is None
 
 
