@@ -209,14 +209,25 @@ def summary(run: Any, record: dict[str, Any], mode: str, policy: str, position: 
     if record.get("leakedSlots") is not None:
         lines.append(f"  leaked slots after the scaler stopped: {record['leakedSlots']}")
     if record.get("decisionTimeMaxMs") is not None:
-        charged = "charged" if record.get("computeCharged") else "not charged"
-        lines.append(
-            f"  scaler compute ({charged}): {record['scalerCpuInSecs']:.2f} s in "
-            f"{record['scalerCalls']} calls (longest {record['scalerCallMaxMs']:.2f} ms); "
-            f"decisions p50 {record['decisionTimeP50Ms']:.4f} ms, "
-            f"p99 {record['decisionTimeP99Ms']:.4f} ms, max {record['decisionTimeMaxMs']:.2f} ms"
-        )
+        lines.append(compute_line(record))
     return "\n".join(lines)
+
+
+def compute_line(record: dict[str, Any]) -> str:
+    """The scaler's measured compute, in one summary line."""
+    charged = "charged" if record.get("computeCharged") else "not charged"
+    calls = (
+        f" in {record['scalerCalls']} calls (longest {record['scalerCallMaxMs']:.2f} ms)"
+        if record.get("scalerCallMaxMs") is not None
+        else f" ({record['computeSource']})"
+        if record.get("computeSource")
+        else ""
+    )
+    return (
+        f"  scaler compute ({charged}): {record['scalerCpuInSecs']:.2f} s{calls}; "
+        f"decisions p50 {record['decisionTimeP50Ms']:.4f} ms, "
+        f"p99 {record['decisionTimeP99Ms']:.4f} ms, max {record['decisionTimeMaxMs']:.2f} ms"
+    )
 
 
 class _Printer:

@@ -66,6 +66,16 @@ class ServicerTransport:
     async def idle(self, request: Any) -> Any:
         if self._latency:
             await asyncio.sleep(self._latency)
+        return await self.idle_prepaid(request)
+
+    @property
+    def idle_round_trip_s(self) -> float:
+        """What an Idle's round trip costs; the replayer may pay it with the execution's
+        sleep (one timer per request less) and call :meth:`idle_prepaid`."""
+        return self._latency
+
+    async def idle_prepaid(self, request: Any) -> Any:
+        """Idle, its round trip already paid by the caller."""
         if self._compute is not None:
             return await self._compute.scaler_call(self._servicer.Idle(request, None))
         return await self._servicer.Idle(request, None)
@@ -126,6 +136,12 @@ class Replayer:
         self._running: dict[str, int] = {}  # instance id -> request index
         self._seen_instances: set[str] = set()
         self._metas = {k: _meta_message(m) for k, m in dataset.metas.items()}
+        self._memory_gb = {k: m.memory_mb / 1024.0 for k, m in dataset.metas.items()}
+        #: An in-process transport's Idle round trip, paid with the execution's sleep.
+        self._idle_prepaid_s = (
+            transport.idle_round_trip_s / speed if isinstance(transport, ServicerTransport) else 0.0
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
         self._done = 0
         self._start = 0.0
         self.in_flight = 0
@@ -141,16 +157,14 @@ class Replayer:
         slot_gbs_before = self.ledger.slot_gbs(self._start)
         sampler = loop.create_task(self._sample()) if self.timeline is not None else None
         self.totals.start_ms = int(time.time() * 1000) if self.epoch_timestamps else first_ms
-        tasks: set[asyncio.Task[None]] = set()
+        tasks = self._tasks
         step = max(1, len(requests) // 200)
         for index, request in enumerate(requests):
             target = self._start + (request.start_ms - first_ms) / 1000.0 / self.speed
             delay = target - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = loop.create_task(self._one(index, request))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            tasks.add(loop.create_task(self._one(index, request)))  # _one discards itself
             if self.progress is not None and index % step == 0:
                 self.progress(self._done, len(requests), self.elapsed_trace_s())
         while tasks:
@@ -209,6 +223,7 @@ class Replayer:
         try:
             await self._serve(index, request)
         finally:
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             self.in_flight -= 1
             self._done += 1
             if timeline is not None:
@@ -249,26 +264,29 @@ class Replayer:
             if self.timeline is not None:
                 self.timeline.cold_start(request.key, (loop.time() - self._start) * speed)
         self._running[instance_id] = index
-        await asyncio.sleep(request.duration_ms / 1000.0 / speed)
+        prepaid = self._idle_prepaid_s
+        await asyncio.sleep(request.duration_ms / 1000.0 / speed + prepaid)
         del self._running[instance_id]
-        meta = self.dataset.metas[request.key]
         seconds = request.duration_ms / 1000.0
         t.execution_s += seconds
-        t.execution_gbs += seconds * meta.memory_mb / 1024.0
+        t.execution_gbs += seconds * self._memory_gb[request.key]
         failed = request.status_code != 200
         result = pb.Result(status_code=request.status_code, duration_in_ms=request.duration_ms)
         if failed:
             result.need_destroy = True
             result.reason = f"status code {request.status_code}"
-        sent = loop.time()
-        idle = await self.transport.idle(
-            pb.IdleRequest(
-                assigment=pb.Assignment(
-                    request_id=request_id, meta_key=request.key, instance_id=instance_id
-                ),
-                result=result,
-            )
+        idle_request = pb.IdleRequest(
+            assigment=pb.Assignment(
+                request_id=request_id, meta_key=request.key, instance_id=instance_id
+            ),
+            result=result,
         )
+        if prepaid:  # the round trip was paid with the sleep above
+            sent = loop.time() - prepaid
+            idle = await self.transport.idle_prepaid(idle_request)  # type: ignore[attr-defined]
+        else:
+            sent = loop.time()
+            idle = await self.transport.idle(idle_request)
         idle_latency = (loop.time() - sent) * speed
         t.idle_s += idle_latency
         t.idle_latencies_ms.append(idle_latency * 1000.0)

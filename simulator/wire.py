@@ -38,6 +38,8 @@ from simulator.faults import FaultSpec
 from simulator.platform import LatencyModel, PlatformService
 from simulator.replay import GrpcTransport, Progress, Replayer
 from simulator.score import RunTotals, build_record
+from simulator.scrape import figures as compute_figures
+from simulator.scrape import scrape
 from simulator.stats_http import StatsServer, split_address
 from simulator.timeline import Timeline
 
@@ -122,6 +124,8 @@ class WireSimulator:
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
         self._temporary_log = False
+        #: The metrics port of the scaler we started (0: none; its compute is then unknown).
+        self._metrics_port = 0
         self._replayer: Replayer | None = None
         self._dataset: Dataset | None = None
         self._position = (0, 0)
@@ -238,6 +242,7 @@ class WireSimulator:
             timeline=Timeline.for_dataset(dataset) if timelines else None,
         )
         self._dataset, self._replayer = dataset, replayer
+        before = await scrape(self._metrics_port) if self._metrics_port else None
         running = asyncio.ensure_future(replayer.run())
         ticker = asyncio.ensure_future(self._tick(replayer, bar)) if bar else None
         died = asyncio.ensure_future(self._process.wait()) if self._process else None
@@ -250,6 +255,9 @@ class WireSimulator:
                         f"during {dataset.name}{self._log_hint()}"
                     )
             totals = await running
+            after = await scrape(self._metrics_port) if before is not None else None
+            if before is not None and after is not None:
+                totals.compute = compute_figures(before, after)
         finally:
             for task in (running, ticker, died):
                 if task is not None and not task.done():
@@ -322,6 +330,8 @@ class WireSimulator:
         ]
         if self.options.transition_log:
             command += ["--transition-log", self.options.transition_log]
+        self._metrics_port = _free_port("127.0.0.1")  # its compute, read around each dataset
+        command += ["--metrics-port", str(self._metrics_port)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")])

@@ -3,7 +3,9 @@ the record, and paid in virtual time only with ``charge_compute``."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from simulator.dataset import Dataset, FunctionMeta, Request
 from simulator.fast import run_fast
 from simulator.platform import PlatformService
 from simulator.score import build_record
+from tests.test_wire_mode import scaler_cli, tiny_dataset
 
 THINK_S = 0.02
 
@@ -106,3 +109,25 @@ def test_the_platform_s_own_code_is_not_the_scaler_s(monkeypatch: pytest.MonkeyP
     assert run.platform_calls["CreateSlot"] >= 1
     assert record["scalerCallMaxMs"] < slow_s * 1000.0 / 2
     assert record["scalerCpuInSecs"] < slow_s / 2
+
+
+def test_simulate_reports_compute_in_both_modes(tmp_path: Path) -> None:
+    """Fast mode measures it (and charges it on request); wire mode reads our scaler's
+    metrics."""
+    folder = tiny_dataset(tmp_path / "tiny")
+    fast = scaler_cli("simulate", str(folder), "--json", "--charge-compute")
+    assert fast.returncode == 0, fast.stderr
+    record = json.loads(fast.stdout.strip().splitlines()[-1])
+    assert record["computeCharged"] is True and record["decisions"] > 0
+    assert record["scalerCpuInSecs"] > 0 and "scaler compute (charged)" in fast.stderr
+    wire = scaler_cli(
+        "simulate", str(folder), "--mode", "wire", "--start-scaler", "--json",
+        "--scaler", "127.0.0.1:0", "--platform-listen", "127.0.0.1:0",
+        "--stats-listen", "127.0.0.1:0", "--speed", "10",
+    )  # fmt: skip
+    assert wire.returncode == 0, wire.stderr
+    record = json.loads(wire.stdout.strip().splitlines()[-1])
+    assert record["computeSource"] == "scaler metrics"
+    assert record["decisions"] > 0 and record["scalerCpuInSecs"] > 0
+    assert 0 < record["decisionTimeP50Ms"] <= record["decisionTimeP99Ms"]
+    assert record["decisionTimeP99Ms"] <= 1000.0
