@@ -208,7 +208,8 @@ def build_record(
     ``successRate`` is a fraction in 0..1. ``startTime``/``endTime`` are the run's epoch ms.
     ``scoreSlotHalf``/``scoreLatencyHalf`` are the halves before the success gate, so a run
     that failed the gate still shows where it stood. Percentiles and oracle values are None
-    when unknown.
+    when unknown. Last come the replay's CPU time and, when measured, the scaler's compute
+    (``simulator.compute``, or our scaler's metrics in wire mode).
     """
     rate = totals.success_rate
     slot_half, latency_half = score_halves(
@@ -252,9 +253,9 @@ def build_record(
     }
     if totals.leaked_slots is not None:
         record["leakedSlots"] = totals.leaked_slots
+    record["scoreSlotHalf"] = slot_half
+    record["scoreLatencyHalf"] = latency_half
     record["cpuTimeInSecs"] = totals.cpu_time_s
     if totals.compute is not None:
         record.update(totals.compute)
-    record["scoreSlotHalf"] = slot_half
-    record["scoreLatencyHalf"] = latency_half
     return record
