@@ -14,11 +14,12 @@ every piece of the scaler's code that runs in a fast replay:
   out of the callback that ran it;
 - each policy decision: the scheduler's ``GuardedPolicy`` meter (:meth:`ComputeMeter.decision`).
 
-The clock is ``time.perf_counter`` (monotonic, about 0.15 µs a read here). ``time.thread_time``
-would not count the time the OS gave another process, but it costs a system call (1.6 µs a
-read on this VM), several seconds over the millions of callbacks of a long replay. On a
-shared machine perf_counter inflates the figures by the time the process waited for a core;
-the record shows the replay's wall and CPU time beside them so that is visible.
+The clock: reported figures use ``time.perf_counter`` (monotonic, about 0.15 µs a read here);
+on a shared machine it inflates them by the time the process waited for a core, which the
+record's wall and CPU time beside them make visible. What is *charged* uses
+``time.thread_time`` (this thread's CPU time, blind to other processes): a charge must not
+depend on who else uses the machine. It costs a system call (1.6 µs a read on this VM, several
+seconds over the millions of callbacks of a long replay), which only a charged run pays.
 
 With ``charge`` the virtual clock advances by each measured step right after it ran, so the
 caller sees the scaler's compute as part of its latency (the wire would make it wait the
@@ -42,7 +43,6 @@ T = TypeVar("T")
 #: Set (True) in the context of everything the scaler runs in a fast replay.
 IN_SCALER: ContextVar[bool] = ContextVar("in_scaler", default=False)
 
-_clock = time.perf_counter
 _frexp = math.frexp
 
 
@@ -91,6 +91,8 @@ class ComputeMeter:
     def __init__(self, loop: VirtualTimeLoop, *, charge: bool = False) -> None:
         self.loop = loop
         self.charge = charge
+        #: What times the scaler's code (module docstring: CPU time when it is charged).
+        self.clock = time.thread_time if charge else time.perf_counter
         self.context = copy_context()
         self.context.run(IN_SCALER.set, True)
         #: Every timed piece of scaler code (a callback, a servicer step): count, total and
@@ -159,30 +161,30 @@ class _Steps:
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coro, meter, inside = self._coro, self._meter, self._inside
+        clock = meter.clock
         run = meter.context.run if inside else _outside
         send, throw = coro.send, coro.throw
         value: Any = None
         error: BaseException | None = None
         while True:
             excluded = meter.excluded
-            started = _clock()
+            started = clock()
             try:
                 yielded = run(send, value) if error is None else run(throw, error)
             except StopIteration as stop:
-                self._account(started, excluded)
+                self._account(clock() - started, excluded)
                 return stop.value
             except BaseException:
-                self._account(started, excluded)
+                self._account(clock() - started, excluded)
                 raise
-            self._account(started, excluded)
+            self._account(clock() - started, excluded)
             try:
                 value, error = (yield yielded), None
             except BaseException as exc:  # a cancellation thrown into the awaiting task
                 value, error = None, exc
 
-    def _account(self, started: float, excluded: float) -> None:
+    def _account(self, elapsed: float, excluded: float) -> None:
         meter = self._meter
-        elapsed = _clock() - started
         if self._inside:
             meter.callback(elapsed - (meter.excluded - excluded))
         else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import selectors
-import time
 from asyncio import base_events
 from collections.abc import Callable, Coroutine
 from contextvars import Context
@@ -186,7 +185,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """Run what is ready, timing each callback that carries the scaler's mark (minus the
         platform code it ran) for ``compute``."""
         popleft = self._ready.popleft
-        clock = time.perf_counter
+        clock = compute.clock
         charge = compute.charge
         for _ in range(len(self._ready)):
             handle = popleft()
