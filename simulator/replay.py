@@ -59,6 +59,17 @@ class ServicerTransport:
     async def assign(self, request: Any) -> Any:
         if self._latency:
             await asyncio.sleep(self._latency)
+        return await self.assign_prepaid(request)
+
+    @property
+    def round_trip_s(self) -> float:
+        """What one call's round trip costs. The replayer may pay it with a sleep it makes
+        anyway (one timer per call less: the same latency, the same instant) and call
+        :meth:`assign_prepaid` / :meth:`idle_prepaid`."""
+        return self._latency
+
+    async def assign_prepaid(self, request: Any) -> Any:
+        """Assign, its round trip already paid by the caller."""
         if self._compute is not None:
             return await self._compute.scaler_call(self._servicer.Assign(request, None))
         return await self._servicer.Assign(request, None)
@@ -67,12 +78,6 @@ class ServicerTransport:
         if self._latency:
             await asyncio.sleep(self._latency)
         return await self.idle_prepaid(request)
-
-    @property
-    def idle_round_trip_s(self) -> float:
-        """What an Idle's round trip costs; the replayer may pay it with the execution's
-        sleep (one timer per request less) and call :meth:`idle_prepaid`."""
-        return self._latency
 
     async def idle_prepaid(self, request: Any) -> Any:
         """Idle, its round trip already paid by the caller."""
@@ -137,9 +142,10 @@ class Replayer:
         self._seen_instances: set[str] = set()
         self._metas = {k: _meta_message(m) for k, m in dataset.metas.items()}
         self._memory_gb = {k: m.memory_mb / 1024.0 for k, m in dataset.metas.items()}
-        #: An in-process transport's Idle round trip, paid with the execution's sleep.
-        self._idle_prepaid_s = (
-            transport.idle_round_trip_s / speed if isinstance(transport, ServicerTransport) else 0.0
+        #: An in-process transport's round trip, paid with a sleep the replayer makes anyway:
+        #: an Assign's with the wait for its start time, an Idle's with the execution's.
+        self._prepaid_s = (
+            transport.round_trip_s / speed if isinstance(transport, ServicerTransport) else 0.0
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._done = 0
@@ -159,8 +165,9 @@ class Replayer:
         self.totals.start_ms = int(time.time() * 1000) if self.epoch_timestamps else first_ms
         tasks = self._tasks
         step = max(1, len(requests) // 200)
+        start = self._start + self._prepaid_s  # each Assign arrives one round trip after its start
         for index, request in enumerate(requests):
-            target = self._start + (request.start_ms - first_ms) / 1000.0 / self.speed
+            target = start + (request.start_ms - first_ms) / 1000.0 / self.speed
             delay = target - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -234,17 +241,20 @@ class Replayer:
         speed = self.speed
         t = self.totals
         request_id = f"req-{index}"
+        prepaid = self._prepaid_s
+        sent = loop.time() - prepaid  # a prepaid round trip began before this task ran
         timestamp = (
             int(time.time() * 1000)
             if self.epoch_timestamps
-            else self.totals.start_ms + int((loop.time() - self._start) * speed * 1000)
+            else self.totals.start_ms + int((sent - self._start) * speed * 1000)
         )
-        sent = loop.time()
-        reply = await self.transport.assign(
-            pb.AssignRequest(
-                request_id=request_id, timestamp=timestamp, meta_data=self._metas[request.key]
-            )
+        assign_request = pb.AssignRequest(
+            request_id=request_id, timestamp=timestamp, meta_data=self._metas[request.key]
         )
+        if prepaid:
+            reply = await self.transport.assign_prepaid(assign_request)  # type: ignore[attr-defined]
+        else:
+            reply = await self.transport.assign(assign_request)
         latency = (loop.time() - sent) * speed
         t.schedule_s += latency
         t.assign_latencies_ms.append(latency * 1000.0)
@@ -264,7 +274,6 @@ class Replayer:
             if self.timeline is not None:
                 self.timeline.cold_start(request.key, (loop.time() - self._start) * speed)
         self._running[instance_id] = index
-        prepaid = self._idle_prepaid_s
         await asyncio.sleep(request.duration_ms / 1000.0 / speed + prepaid)
         del self._running[instance_id]
         seconds = request.duration_ms / 1000.0
