@@ -21,7 +21,6 @@ them back in trace time.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -33,6 +32,7 @@ from simulator.compute import ComputeMeter
 from simulator.dataset import FunctionMeta
 from simulator.defaults import DEFAULT_CREATE_MS
 from simulator.faults import FaultInjector, FaultSpec
+from simulator.ids import UuidIds
 
 
 @attrs.define(slots=True)
@@ -53,11 +53,11 @@ class SlotLedger:
         self.slots: dict[str, SlotRecord] = {}
         self._by_instance: dict[str, SlotRecord] = {}
         self._live: dict[str, SlotRecord] = {}
-        self._ids = itertools.count(1)
+        self._ids = UuidIds("slots")  # UUID-like, as the challenge's (simulator/ids.py)
 
     def create(self, memory_mb: int, requested_at: float) -> SlotRecord:
         """A new live slot, costing from ``requested_at`` (its accepted CreateSlot request)."""
-        record = SlotRecord(f"slot-{next(self._ids)}", memory_mb, requested_at)
+        record = SlotRecord(next(self._ids), memory_mb, requested_at)
         self.slots[record.id] = record
         self._live[record.id] = record
         return record

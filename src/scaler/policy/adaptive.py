@@ -285,6 +285,15 @@ class AdaptivePolicy(PlannedPolicy):
         return point
 
     # -- cold starts: only when the instances already there would serve later -------------
+    def patience_s(self, pool: Pool, now: float) -> float:
+        """What a cold start is worth in waiting seconds (its own duration plus its slot time
+        at the exchange rate): the longest a request waits for a busy instance instead."""
+        if not self.components.queue_aware:
+            return 0.0
+        fn = self.state(pool, now)
+        cold = self.cold_s(fn)
+        return cold + self.kappa(fn, now) * cold
+
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
         if not self.components.queue_aware:
             return super().on_no_idle(pool, now)
@@ -298,7 +307,8 @@ class AdaptivePolicy(PlannedPolicy):
         # Whatever the estimates below say, the oldest waiting request gets a cold start once
         # it has waited what one is worth (ski rental on its actual wait): a busy instance
         # that does not free up (a long request, a client that never calls Idle) must not
-        # hold the queue until the Assign deadline.
+        # hold the queue until the Assign deadline. The scheduler enforces the same bound
+        # (patience_s) for the oldest request no starting instance covers.
         patience = cold + price
         oldest = pool.oldest_waiter()
         waited = 0.0 if oldest is None else now - oldest.arrived_at
