@@ -134,14 +134,23 @@ class ComputeMeter:
         return _Steps(coro, self, inside=False)
 
     # -- the record ----------------------------------------------------------------------------
-    def figures(self) -> dict[str, Any]:
-        """What the record reports (ms for decisions and the longest call, s for the total)."""
+    def figures(self, cpu_s: float, wall_s: float) -> dict[str, Any]:
+        """What the record reports (ms for decisions and the longest call, s for the totals)
+        for a replay that used ``cpu_s`` of this process' CPU in ``wall_s``.
+
+        ``scalerCpuInSecs`` is CPU time: measured when charged (the thread's CPU clock);
+        otherwise the perf-counter total (``scalerWallInSecs``, which on a shared machine
+        includes the time the process waited for a core) scaled by the replay's CPU / wall,
+        an estimate that takes the waits as spread evenly over the replay.
+        """
 
         def ms(value: float | None) -> float | None:
             return None if value is None else value * 1000.0
 
+        share = min(1.0, cpu_s / wall_s) if wall_s > 0 else 1.0
         return {
-            "scalerCpuInSecs": self.total_s,
+            "scalerCpuInSecs": self.total_s if self.charge else self.total_s * share,
+            "scalerWallInSecs": self.total_s,
             "scalerCalls": self.calls,
             "scalerCallMaxMs": ms(self.longest_s if self.calls else None),
             "decisions": self.decisions.count,

@@ -68,7 +68,8 @@ async def _run(
     transport = ServicerTransport(servicer, rpc_latency_ms / 1000.0, compute)
     replayer = Replayer(dataset, transport, service.ledger, progress=progress, timeline=timeline)
     totals = await replayer.run()
-    totals.compute = compute.figures()  # the replay's; the shutdown below is not scored
+    # The replay's compute; the shutdown below is not scored.
+    totals.compute = compute.figures(totals.cpu_time_s, totals.wall_time_s)
     await compute.scaler_call(scheduler.shutdown(grace_s=60.0, destroy_wait_s=120.0))
     totals.leaked_slots = service.ledger.live_count
     return FastRun(
