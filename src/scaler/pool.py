@@ -34,7 +34,6 @@ class Pool:
         self._seq = itertools.count()
         self.last_activity = 0.0
 
-
     # -- the index, updated by Registry.on_transition only -------------------------------------
     def _update(self, instance: Instance, source: str, dest: str) -> None:
         counts = self.counts
