@@ -191,3 +191,51 @@ def pb_status(name: str) -> int:
     from scaler.wire import pb
 
     return pb.Status.Value(name)
+
+
+class ScaleDownAll(ReferencePolicy):
+    """Scales every idle instance down at the first expiry pass."""
+
+    def expired(self, pool: Any, now: float) -> Any:
+        return list(pool.idle_instances())
+
+
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [
+        ("keep-alive", "keep-alive expired"),
+        ("scale-down", "policy scale-down"),
+        ("need_destroy", "need_destroy"),
+        ("init-failure", "init failed"),
+        ("shutdown", "shutdown"),
+    ],
+)
+def test_every_deletion_carries_its_true_cause_to_the_platform(case: str, cause: str) -> None:
+    async def main() -> tuple[list[str], list[TransitionRecord]]:
+        records: list[TransitionRecord] = []
+        journal = Journal()
+        journal.attach(records.append)
+        platform = FakePlatform(delay_s=0.01)
+        policy = ScaleDownAll() if case == "scale-down" else ReferencePolicy()
+        s = scheduler(platform, journal=journal, policy=policy)
+        s.start_gc()
+        if case == "init-failure":
+            platform.fail["init"] = 3
+            with pytest.raises(Unavailable):
+                await s.assign("r1", FN)
+        else:
+            answer = await s.assign("r1", FN)
+            result = RunResult(500, 1, need_destroy=case == "need_destroy")
+            if case != "shutdown":
+                await s.idle("r1", FN.key, answer.instance_id, result)
+        if case in ("keep-alive", "scale-down"):
+            await asyncio.sleep(ReferencePolicy.keep_alive_s + 20)
+        await asyncio.sleep(1)
+        await s.shutdown(grace_s=0.01, destroy_wait_s=5)
+        return list(platform.reasons.values()), records
+
+    reasons, records = run(main())
+    assert reasons and all(r.startswith(cause) for r in reasons), reasons
+    assert records[0].event == "create" and records[0].source == "new"
+    into_deleting = [r.reason for r in records if r.dest == "deleting" and r.source != "deleting"]
+    assert into_deleting and all(r.startswith(cause) for r in into_deleting), into_deleting
