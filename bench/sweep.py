@@ -44,7 +44,12 @@ class BenchTrace:
 
 
 def run_cell(
-    trace: str, source: Source, policy: str, create_ms: float, rpc_latency_ms: float
+    trace: str,
+    source: Source,
+    policy: str,
+    create_ms: float,
+    rpc_latency_ms: float,
+    charge_compute: bool = False,
 ) -> dict[str, Any]:
     """One cell of the grid, in this process (what a Ray task runs)."""
     from loguru import logger
@@ -58,8 +63,14 @@ def run_cell(
     chosen: Any = policy
     if is_hindsight(policy):
         chosen = hindsight_policy(policy, whole_run_gaps(dataset))
-    row = run_one(dataset, chosen, create_ms, rpc_latency_ms)
-    return {"trace": trace, "createMs": create_ms, "rpcLatencyMs": rpc_latency_ms, **row}
+    row = run_one(dataset, chosen, create_ms, rpc_latency_ms, charge_compute)
+    return {
+        "trace": trace,
+        "createMs": create_ms,
+        "rpcLatencyMs": rpc_latency_ms,
+        "chargeCompute": charge_compute,
+        **row,
+    }
 
 
 def ray_runs(
@@ -67,6 +78,7 @@ def ray_runs(
     policies: list[str],
     create_ms: float,
     rpc_latency_ms: float,
+    charge_compute: bool = False,
     sources: dict[str, Source] | None = None,
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Per trace (in order, once all its cells are done), its rows in the policies' order.
@@ -82,7 +94,12 @@ def ray_runs(
     sources = sources or {}
     pending = {
         task.remote(
-            trace, sources.get(trace, BenchTrace(trace)), policy, create_ms, rpc_latency_ms
+            trace,
+            sources.get(trace, BenchTrace(trace)),
+            policy,
+            create_ms,
+            rpc_latency_ms,
+            charge_compute,
         ): (trace, policy)
         for trace in traces
         for policy in policies
@@ -125,6 +142,7 @@ CSV_COLUMNS = (
     "policy",
     "createMs",
     "rpcLatencyMs",
+    "chargeCompute",
     "score",
     "slotHalf",
     "latencyHalf",

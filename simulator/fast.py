@@ -1,6 +1,10 @@
 """Fast mode: the real scaler (servicer, scheduler, policy, FSM) and the real platform and
 ledger, in one process on a virtual-time loop. No sockets; time jumps from event to event.
 
+The scaler's own compute is measured (``simulator.compute``): every servicer call, callback
+and policy decision of the scaler is timed and reported in the record; ``charge_compute``
+also makes the virtual clock pay it, as the wire would.
+
 A shard of a sharded replay (simulator/sharded.py) runs here too, on the whole dataset's clock
 (``origin_ms``) and, after its last request, on until ``linger_until_ms`` so that the slots it
 still holds are known up to whenever the whole run ends (see :class:`FastRun`).
@@ -18,7 +22,9 @@ from scaler.policy import DEFAULT_POLICY, Policy, make_policy
 from scaler.scheduler import Scheduler
 from scaler.server import ScalerServicer
 from scaler.states import Journal
+from simulator.compute import ComputeMeter
 from simulator.dataset import Dataset
+from simulator.defaults import DEFAULT_RPC_LATENCY_MS
 from simulator.faults import FaultSpec
 from simulator.platform import InProcessPlatformStub, LatencyModel, PlatformService, SlotLedger
 from simulator.replay import Progress, Replayer, ServicerTransport
@@ -56,19 +62,24 @@ async def _run(
     progress: Progress | None,
     timeline: Timeline | None,
     rpc_latency_ms: float,
+    charge_compute: bool,
     origin_ms: int | None,
     linger_until_ms: int | None,
 ) -> FastRun:
     loop = asyncio.get_running_loop()
+    compute = ComputeMeter(loop, charge=charge_compute)  # type: ignore[arg-type]
+    loop.compute = compute  # type: ignore[attr-defined]
     service = PlatformService(dataset.metas, latency, faults, seed)
-    platform = PlatformClient(InProcessPlatformStub(service, rpc_latency_ms / 1000.0))
+    stub = InProcessPlatformStub(service, rpc_latency_ms / 1000.0, compute)
+    platform = PlatformClient(stub)
     origin = dataset.start_ms if origin_ms is None else origin_ms
     clock = LoopClock(loop, epoch_at_zero=origin / 1000.0 - loop.time())
     if isinstance(policy, str):
         policy = make_policy(policy)
-    scheduler = Scheduler(platform, policy, clock, journal)
-    scheduler.start_gc()
-    transport = ServicerTransport(ScalerServicer(scheduler), rpc_latency_ms / 1000.0)
+    scheduler = Scheduler(platform, policy, clock, journal, meter=compute.decision)
+    compute.context.run(scheduler.start_gc)  # its timers are the scaler's
+    servicer = ScalerServicer(scheduler)
+    transport = ServicerTransport(servicer, rpc_latency_ms / 1000.0, compute)
     replayer = Replayer(
         dataset,
         transport,
@@ -80,12 +91,14 @@ async def _run(
     start = loop.time()
     totals = await replayer.run()
     replay_end = loop.time()
+    # The replay's compute; the lingering and the shutdown below are not scored.
+    totals.compute = compute.figures(totals.cpu_time_s, totals.wall_time_s)
     if linger_until_ms is not None:
         # The scaler keeps running (its GC, its timers) as it would while other functions'
         # requests still run in the whole replay.
         await asyncio.sleep(max(0.0, start + (linger_until_ms - origin) / 1000.0 - replay_end))
     linger_end = loop.time()
-    await scheduler.shutdown(grace_s=60.0, destroy_wait_s=120.0)
+    await compute.scaler_call(scheduler.shutdown(grace_s=60.0, destroy_wait_s=120.0))
     totals.leaked_slots = service.ledger.live_count
     return FastRun(
         totals=totals,
@@ -110,7 +123,8 @@ def run_fast(
     journal: Journal | None = None,
     progress: Progress | None = None,
     timeline: Timeline | None = None,
-    rpc_latency_ms: float = 0.0,
+    rpc_latency_ms: float = DEFAULT_RPC_LATENCY_MS,
+    charge_compute: bool = False,
     origin_ms: int | None = None,
     linger_until_ms: int | None = None,
     exact_clock: bool = False,
@@ -119,7 +133,10 @@ def run_fast(
     (a name, or a fresh policy object for this run only: policies keep state).
 
     ``rpc_latency_ms`` charges every RPC a network round trip, as wire mode pays: the
-    replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot.
+    replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot (default:
+    the one latency model of ``simulator.defaults``; 0 for a latency-free replay).
+    ``charge_compute`` adds the scaler's measured compute to the virtual clock (not
+    deterministic: it depends on the machine); by default it is only reported.
     ``origin_ms`` is the epoch ms at loop time 0 (default: the first request's start); a
     shard passes the whole dataset's, so that its timers tick when the whole run's do.
     ``linger_until_ms`` (epoch ms) keeps the scaler running after the last request until
@@ -137,6 +154,7 @@ def run_fast(
             progress,
             timeline,
             rpc_latency_ms,
+            charge_compute,
             origin_ms,
             linger_until_ms,
         ),

@@ -38,11 +38,32 @@ def _leaked(values: list[Any]) -> Any:
     return None if any(v is None for v in values) else sum(values)
 
 
+def _figures(values: list[Any]) -> Any:
+    """Measured figures (a dict per shard, e.g. the scaler's compute): counts and totals add,
+    maxima take the largest, a flag stays if all agree; a percentile cannot be merged from
+    percentiles, so it is None (unknown), never an average."""
+    if any(v is None for v in values):
+        return None
+    merged: dict[str, Any] = {}
+    for key in values[0]:
+        column = [v.get(key) for v in values]
+        if any(c is None for c in column) or "P50" in key or "P99" in key:
+            merged[key] = None
+        elif all(isinstance(c, bool) for c in column):
+            merged[key] = column[0] if len(set(column)) == 1 else None
+        elif "Max" in key:
+            merged[key] = max(column)
+        else:
+            merged[key] = sum(column)
+    return merged
+
+
 RULES: dict[str, Callable[[list[Any]], Any]] = {
     "start_ms": min,
     "end_ms": max,
     "wall_time_s": max,
     "leaked_slots": _leaked,
+    "compute": _figures,
 }
 """Fields of :class:`RunTotals` merged otherwise than by a sum."""
 

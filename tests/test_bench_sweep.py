@@ -21,7 +21,7 @@ TINY = {
 @pytest.mark.usefixtures("local_ray")
 @pytest.mark.slow
 def test_grid_on_ray_then_its_files(tmp_path: Path) -> None:
-    grid = list(ray_runs(["tiny", "small"], ["reference", "adaptive"], 100.0, 0.0, TINY))
+    grid = list(ray_runs(["tiny", "small"], ["reference", "adaptive"], 100.0, 0.0, sources=TINY))
     assert [trace for trace, _ in grid] == ["tiny", "small"]
     rows = [row for _, trace_rows in grid for row in trace_rows]
     assert [(r["trace"], r["policy"]) for r in rows] == [
