@@ -44,6 +44,8 @@ def _figures(values: list[Any]) -> Any:
     percentiles, so it is None (unknown), never an average."""
     if any(v is None for v in values):
         return None
+    if len(values) == 1:
+        return dict(values[0])
     merged: dict[str, Any] = {}
     for key in values[0]:
         column = [v.get(key) for v in values]
