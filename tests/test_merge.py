@@ -125,3 +125,18 @@ def test_latencies_as_value_counts_give_the_percentiles_of_the_whole_list() -> N
     counted = build_record(stub, RunTotals(assign_latencies_ms=merged), record_id=0)
     for key in ("assignLatencyP50Ms", "assignLatencyP99Ms"):
         assert counted[key] == plain[key]
+
+
+def test_measured_figures_add_totals_keep_maxima_and_drop_percentiles() -> None:
+    a = RunTotals(compute={"scalerCalls": 3, "decisionTimeMaxMs": 2.0, "decisionTimeP50Ms": 0.1,
+                           "computeCharged": False})  # fmt: skip
+    b = RunTotals(compute={"scalerCalls": 4, "decisionTimeMaxMs": 5.0, "decisionTimeP50Ms": 0.3,
+                           "computeCharged": False})  # fmt: skip
+    assert merge_totals([a, b]).compute == {
+        "scalerCalls": 7,
+        "decisionTimeMaxMs": 5.0,
+        "decisionTimeP50Ms": None,
+        "computeCharged": False,
+    }
+    assert merge_totals([a]).compute == a.compute
+    assert merge_totals([a, RunTotals()]).compute is None
