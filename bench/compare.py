@@ -31,6 +31,7 @@ from bench import ROOT
 from scaler.policy import DEFAULT_POLICY, make_policy
 from simulator.cli import UsageError, parse_slice
 from simulator.dataset import Dataset, DatasetError, load_dataset
+from simulator.defaults import DEFAULT_CREATE_MS
 from simulator.platform import LatencyModel
 from simulator.replay import DEFAULT_ASSIGN_DEADLINE_S, DEFAULT_IDLE_DEADLINE_S
 from simulator.scaler_process import command_argv
@@ -218,7 +219,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--json", action="store_true", help="print the rows as JSON, not a table")
     p.add_argument("--speed", type=float, default=1.0, help="1 (scores compare at 1 only)")
-    p.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency (100)")
+    p.add_argument(
+        "--create-ms",
+        type=float,
+        default=DEFAULT_CREATE_MS,
+        help=f"CreateSlot latency ({DEFAULT_CREATE_MS:g}, simulator.defaults)",
+    )
     p.add_argument("--scaler-listen", default="127.0.0.1:0", help="{listen} (port 0: a free one)")
     p.add_argument("--platform-listen", default="127.0.0.1:0", help="{platform} (127.0.0.1:0)")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="wait for a scaler, s")
