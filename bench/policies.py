@@ -50,7 +50,12 @@ from simulator.workload import generate_workload
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT.parent / "shared" / "traces"
 OUT = ROOT / "bench-out" / "policies.json"
-AZURE_WINDOW = (480, 240)  # start minute, minutes: 08:00-12:00 of the trace's day
+#: Azure 2019 windows imported on the fly: name -> (start minute, minutes) of the trace's day.
+AZURE_WINDOWS = {
+    "azure2019-4h": (480, 240),  # 08:00-12:00, the window tuned on before issue 16
+    "azure2019-00h": (0, 240),  # 00:00-04:00
+    "azure2019-16h": (960, 240),  # 16:00-20:00
+}
 
 #: Trace name -> what loads it (None when its files are absent, with the reason).
 Loader = Callable[[], Dataset]
@@ -66,16 +71,17 @@ def trace_loaders() -> dict[str, tuple[Loader | None, str]]:
         else:
             out[name] = (None, f"{folder} is absent")
     azure = TRACES / "azure2019-200"
-    if azure.is_dir():
+    for name, (start, minutes) in AZURE_WINDOWS.items():
+        if not azure.is_dir():
+            out[name] = (None, f"{azure} is absent")
+            continue
 
-        def load_azure() -> Dataset:
+        def load_azure(start: int = start, minutes: int = minutes) -> Dataset:
             from simulator.importers.azure2019 import import_azure2019
 
-            return import_azure2019(azure, start_minute=AZURE_WINDOW[0], minutes=AZURE_WINDOW[1])
+            return import_azure2019(azure, start_minute=start, minutes=minutes)
 
-        out["azure2019-4h"] = (load_azure, "")
-    else:
-        out["azure2019-4h"] = (None, f"{azure} is absent")
+        out[name] = (load_azure, "")
     out["builtin"] = (generate_workload, "")
     return out
 
