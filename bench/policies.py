@@ -9,11 +9,8 @@ Columns: score and its two halves (slot: 50*Eg/S, latency: 50*E/(E+L)), the orac
 issue-4 target R + 0.6*(O - R) with R the reference's score in the same table, the share of
 the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall time, success rate.
 
-`--ablation` runs the default policy with each of its components switched off in turn;
-`--rate-sweep` runs it with its exchange rate fixed at each grid point (`adaptive@RATE`): the
-best of these is what a rate chosen once, in hindsight, for the whole run gets from these plans;
-`--hindsight` runs them with every function's gaps known from the start as well
-(`hindsight@RATE`, bench/hindsight.py): a reference point for these plans on the trace.
+`--ablation` adds the bench-only variants of the default (bench/variants.py): without its
+counterfactual gate, without queue-aware cold starts.
 Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
 policy), so runs with different options accumulate.
 """
@@ -30,17 +27,8 @@ from typing import Any
 
 from loguru import logger
 
-from bench.hindsight import hindsight_name, hindsight_policy, is_hindsight, whole_run_gaps
-from scaler.policy import (
-    DEFAULT_POLICY,
-    POLICIES,
-    Components,
-    Policy,
-    ablation_name,
-    make_policy,
-    rate_name,
-)
-from scaler.policy.adaptive import KAPPA_GRID
+from bench.variants import VARIANTS
+from scaler.policy import DEFAULT_POLICY, POLICIES, Policy, make_policy
 from simulator.dataset import Dataset, load_dataset
 from simulator.fast import run_fast
 from simulator.platform import LatencyModel
@@ -237,29 +225,21 @@ def chosen_traces(names: str | None, known: list[str]) -> list[str]:
     return traces
 
 
-def chosen_policies(
-    names: str | None, *, ablation: bool, rate_sweep: bool, hindsight: bool = False
-) -> list[str]:
-    """The policies to run: ``names`` (default: every registered one), or the ablation's, the
-    rate sweep's or the hindsight sweep's list (the reference first, for the targets).
-    ValueError on a bad name."""
-    if ablation + rate_sweep + hindsight > 1:
-        raise ValueError("--ablation, --rate-sweep and --hindsight are separate runs: pick one")
-    grid = range(len(KAPPA_GRID))
+def chosen_policies(names: str | None, *, ablation: bool) -> list[str]:
+    """The policies to run: ``names`` (default: every registered one), or the ablation's
+    list (the reference first, for the targets). ValueError on a bad name."""
     if ablation:
-        policies = ["reference", DEFAULT_POLICY] + [ablation_name(c) for c in Components.names()]
-    elif rate_sweep:
-        policies = ["reference", DEFAULT_POLICY] + [rate_name(i) for i in grid]
-    elif hindsight:
-        policies = ["reference", DEFAULT_POLICY] + [hindsight_name(i) for i in grid]
-    else:
-        policies = selected(names, list(POLICIES))
+        return ["reference", DEFAULT_POLICY, *VARIANTS]
+    policies = selected(names, list(POLICIES))
     for policy in policies:
-        if is_hindsight(policy):
-            hindsight_policy(policy, {})
-        else:
-            make_policy(policy)
+        fresh(policy)
     return policies
+
+
+def fresh(name: str) -> Policy:
+    """A fresh policy by name: a registered one, or a bench-only variant."""
+    variant = VARIANTS.get(name)
+    return variant() if variant is not None else make_policy(name)
 
 
 def loaded_traces(traces: list[str]) -> Iterator[tuple[str, Dataset]]:
@@ -279,12 +259,10 @@ def runs(
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Per trace, its rows (skipping absent traces with a message on stderr)."""
     for trace, dataset in loaded_traces(traces):
-        gaps = whole_run_gaps(dataset) if any(is_hindsight(p) for p in policies) else {}
         rows = []
         for policy in policies:
             print(f"{trace}: {policy} ...", file=sys.stderr, flush=True)
-            chosen = hindsight_policy(policy, gaps) if is_hindsight(policy) else policy
-            row = run_one(dataset, chosen, create_ms, rpc_latency_ms)
+            row = run_one(dataset, fresh(policy), create_ms, rpc_latency_ms)
             rows.append(
                 {"trace": trace, "createMs": create_ms, "rpcLatencyMs": rpc_latency_ms, **row}
             )
@@ -308,17 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ablation",
         action="store_true",
-        help="the default policy, then with each component flipped (reference kept for targets)",
-    )
-    parser.add_argument(
-        "--rate-sweep",
-        action="store_true",
-        help="the default policy, then at each fixed exchange rate (reference kept for targets)",
-    )
-    parser.add_argument(
-        "--hindsight",
-        action="store_true",
-        help="the default policy's plans from the whole run's gaps, at each fixed rate",
+        help="the default policy and its bench-only variants (reference kept for targets)",
     )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT})")
@@ -331,12 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     try:
-        policies = chosen_policies(
-            args.policies,
-            ablation=args.ablation,
-            rate_sweep=args.rate_sweep,
-            hindsight=args.hindsight,
-        )
+        policies = chosen_policies(args.policies, ablation=args.ablation)
     except ValueError as err:
         parser.error(str(err))
 

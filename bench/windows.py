@@ -24,7 +24,7 @@ from typing import Any
 
 from loguru import logger
 
-from bench.policies import ROOT, run_one, trace_loaders
+from bench.policies import ROOT, fresh, run_one, trace_loaders
 from scaler.policy import DEFAULT_POLICY
 from simulator.dataset import Dataset
 
@@ -60,7 +60,7 @@ def _one(trace: str, start: float | None, policy: str, create_ms: float, rpc_ms:
     dataset = _trace(trace)
     if start is not None:
         dataset = dataset.slice(start, WINDOW_S)
-    row = run_one(dataset, policy, create_ms, rpc_ms)
+    row = run_one(dataset, fresh(policy), create_ms, rpc_ms)
     return {"trace": trace, "start": start, "createMs": create_ms, **row}
 
 
