@@ -136,6 +136,8 @@ class AdaptivePolicy(Policy):
         #: The run's totals had every function followed its candidate, minus the actual ones
         #: (slot GB·s, waiting s), as accounted gap by gap.
         self.candidate_extra = [0.0, 0.0]
+        #: The same had every function kept the baseline.
+        self.reference_extra = [0.0, 0.0]
         self._seq = itertools.count()
         self._slice_at = -math.inf
         self._slice_left = 0
@@ -166,8 +168,15 @@ class AdaptivePolicy(Policy):
         return self.durations.get(self.cold_s(fn)) if duration is None else duration
 
     def kappa_gb(self) -> float:
-        """Waiting seconds worth one GB·s of slot, where the candidates lead."""
-        return self.prices.kappa_gb(*self.candidate_extra)
+        """Waiting seconds worth one GB·s of slot: where the candidates lead, if the run's
+        totals there score better than on the baseline (compared exactly, not by a
+        tangent: the score is convex, so a tangent at the far point flatters it); else
+        where the run is now (a tangent there undervalues a move: the safe side)."""
+        prices = self.prices
+        lead, base = self.candidate_extra, self.reference_extra
+        if prices.score(*lead) > prices.score(*base):
+            return prices.kappa_gb(*lead)
+        return prices.kappa_gb()
 
     def kappa(self, fn: FunctionState) -> float:
         """Waiting seconds worth one second of this function's idle instance."""
@@ -198,16 +207,17 @@ class AdaptivePolicy(Policy):
         """Account the gaps closed since the last call under both rules (O(1) each)."""
         cold = self.cold_s(fn)
         saved = fn.saved
-        extra = self.candidate_extra
+        lead, base = self.candidate_extra, self.reference_extra
         for release, gap in fn.gaps.closed:
             if release.plan is None or release.used is None:
                 continue
             ref_slot, ref_wait = gap_cost(REFERENCE, gap, cold)
             slot, wait = gap_cost(release.plan, gap, cold)
-            if release.used is not release.plan:
-                used_slot, used_wait = gap_cost(release.used, gap, cold)
-                extra[0] += (slot - used_slot) * fn.gb
-                extra[1] += wait - used_wait
+            used_slot, used_wait = gap_cost(release.used, gap, cold)
+            lead[0] += (slot - used_slot) * fn.gb
+            lead[1] += wait - used_wait
+            base[0] += (ref_slot - used_slot) * fn.gb
+            base[1] += ref_wait - used_wait
             ds = (ref_slot - slot) * fn.gb
             dw = ref_wait - wait
             saved[0] += ds

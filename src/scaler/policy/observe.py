@@ -154,6 +154,13 @@ class Prices:
     slot_gbs: float = 0.0
     wait_s: float = 0.0
 
+    def score(self, extra_slot_gbs: float = 0.0, extra_wait_s: float = 0.0) -> float:
+        """The score (before the success gate) at these totals plus the extras."""
+        e, eg = self.execution_s, self.execution_gbs
+        s = max(self.slot_gbs + extra_slot_gbs, eg)
+        wait = max(self.wait_s + extra_wait_s, 0.0)
+        return 50.0 * eg / s + 50.0 * e / (e + wait) if e > 0 and eg > 0 else 0.0
+
     def kappa_gb(self, extra_slot_gbs: float = 0.0, extra_wait_s: float = 0.0) -> float:
         """Waiting seconds one GB·s of slot is worth at these totals (plus the extras): the
         ratio of the score's marginal costs, ``(50*Eg/S**2) / (50*E/(E+L)**2)``; 0 (slot is
