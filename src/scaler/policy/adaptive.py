@@ -87,6 +87,7 @@ class FunctionState:
         "plan_kappa",
         "recent_arrivals",
         "saved",
+        "trusted",
         "waited",
         "worst",
     )
@@ -104,6 +105,9 @@ class FunctionState:
         #: it lost on one gap (slot GB·s, waiting s; None: nothing lost yet).
         self.saved = [0.0, 0.0]
         self.worst = [0.0, 0.0]
+        #: Its record beats the worst it lost (:meth:`AdaptivePolicy.earned`), as of the
+        #: latest gap priced.
+        self.trusted = False
         self.last_release: Release | None = None
         #: The instance whose release ``last_release`` records, until its keep-alive is set.
         self.last_released_instance: str | None = None
@@ -133,11 +137,12 @@ class AdaptivePolicy(Policy):
         self.create = Ewma()
         self.init = Ewma()
         self.durations = Ewma()  # over all functions: a prior for a function not yet seen
-        #: The run's totals had every function followed its candidate, minus the actual ones
-        #: (slot GB·s, waiting s), as accounted gap by gap.
-        self.candidate_extra = [0.0, 0.0]
-        #: The same had every function kept the baseline.
-        self.reference_extra = [0.0, 0.0]
+        #: The run as the accounting models it (slot GB·s beyond execution, waiting s) had
+        #: every function kept the baseline; and what the candidates of all functions, and of
+        #: the trusted ones, would have saved from that.
+        self.baseline = [0.0, 0.0]
+        self.saved_all = [0.0, 0.0]
+        self.saved_trusted = [0.0, 0.0]
         self._seq = itertools.count()
         self._slice_at = -math.inf
         self._slice_left = 0
@@ -167,37 +172,63 @@ class AdaptivePolicy(Policy):
         duration = fn.duration.mean
         return self.durations.get(self.cold_s(fn)) if duration is None else duration
 
+    def _point(self, saved: list[float]) -> tuple[float, float]:
+        """The modelled run with ``saved`` taken off the baseline."""
+        return self.baseline[0] - saved[0], self.baseline[1] - saved[1]
+
+    def _ahead(self, saved: list[float]) -> float:
+        """The score after the run so far repeats once, the repeat on the baseline less
+        ``saved``: what following those savings from now on is worth (the past is spent;
+        the future is assumed to be like it)."""
+        slot, wait = self._point(saved)
+        return self.prices.score(*self.prices.ahead(slot, wait), runs=2.0)
+
     def kappa_gb(self) -> float:
-        """Waiting seconds worth one GB·s of slot: where the candidates lead, if the run's
-        totals there score better than on the baseline (compared exactly, not by a
-        tangent: the score is convex, so a tangent at the far point flatters it); else
-        where the run is now (a tangent there undervalues a move: the safe side)."""
+        """Waiting seconds worth one GB·s of slot, ahead: where following every candidate
+        from now on leads, if that scores better than the baseline (compared exactly, not
+        by a tangent: the score is convex, so a tangent at the far point flatters the move);
+        else on the baseline (a tangent there undervalues a move: the safe side)."""
         prices = self.prices
-        lead, base = self.candidate_extra, self.reference_extra
-        if prices.score(*lead) > prices.score(*base):
-            return prices.kappa_gb(*lead)
-        return prices.kappa_gb()
+        lead = self._point(self.saved_all)
+        if self._ahead(self.saved_all) > self._ahead([0.0, 0.0]):
+            return prices.kappa_gb(*prices.ahead(*lead), runs=2.0)
+        return prices.kappa_gb(*prices.ahead(*self.baseline), runs=2.0)
 
     def kappa(self, fn: FunctionState) -> float:
         """Waiting seconds worth one second of this function's idle instance."""
         return self.kappa_gb() * fn.gb
+
+    def lead_kappa(self, fn: FunctionState) -> float:
+        """The same where the candidates lead: the rate they are planned at, so that
+        they are plans for the run they make."""
+        return self.prices.kappa_gb(*self._point(self.saved_all)) * fn.gb
 
     # -- the rule in force -----------------------------------------------------------------
     def candidate(self, fn: FunctionState) -> WindowPlan:
         """The candidate plan: learned, or before the first re-plan the ski-rental keep."""
         if fn.plan is not None:
             return fn.plan
-        return WindowPlan(keep_s=min(break_even_s(self.cold_s(fn), self.kappa(fn)), HORIZON_S))
+        keep = break_even_s(self.cold_s(fn), self.lead_kappa(fn))
+        return WindowPlan(keep_s=min(keep, HORIZON_S))
 
-    def trusted(self, fn: FunctionState) -> bool:
+    def earned(self, fn: FunctionState) -> bool:
         """The candidate's accounted saving, at the current rate, exceeds the most it lost
         on one gap, and at least what one cold start of the function costs."""
-        if not self.gated:
-            return True
         k = self.kappa_gb()
         cold = self.cold_s(fn)
         worst = k * max(fn.worst[0], cold * fn.gb) + max(fn.worst[1], cold)
         return k * fn.saved[0] + fn.saved[1] > worst
+
+    def trusted(self, fn: FunctionState) -> bool:
+        """Follow the candidate: its function earned it, and the run's totals, had the
+        trusted functions followed their candidates from the start and the rest the
+        baseline, score better than all on the baseline (exactly: moving some functions
+        only can cost more than it saves, the score being convex)."""
+        if not self.gated:
+            return True
+        if not fn.trusted:
+            return False
+        return self._ahead(self.saved_trusted) > self._ahead([0.0, 0.0])
 
     def window(self, fn: FunctionState) -> WindowPlan:
         """The plan an instance released now gets."""
@@ -207,29 +238,37 @@ class AdaptivePolicy(Policy):
         """Account the gaps closed since the last call under both rules (O(1) each)."""
         cold = self.cold_s(fn)
         saved = fn.saved
-        lead, base = self.candidate_extra, self.reference_extra
         for release, gap in fn.gaps.closed:
-            if release.plan is None or release.used is None:
+            if release.plan is None:
                 continue
             ref_slot, ref_wait = gap_cost(REFERENCE, gap, cold)
             slot, wait = gap_cost(release.plan, gap, cold)
-            used_slot, used_wait = gap_cost(release.used, gap, cold)
-            lead[0] += (slot - used_slot) * fn.gb
-            lead[1] += wait - used_wait
-            base[0] += (ref_slot - used_slot) * fn.gb
-            base[1] += ref_wait - used_wait
             ds = (ref_slot - slot) * fn.gb
             dw = ref_wait - wait
-            saved[0] += ds
-            saved[1] += dw
+            self._add(fn, ref_slot * fn.gb, ref_wait, ds, dw)
             fn.worst[0] = max(fn.worst[0], -ds)
             fn.worst[1] = max(fn.worst[1], -dw)
         fn.gaps.closed.clear()
+        earned = self.earned(fn)
+        if earned != fn.trusted:
+            sign = 1.0 if earned else -1.0
+            self.saved_trusted[0] += sign * saved[0]
+            self.saved_trusted[1] += sign * saved[1]
+            fn.trusted = earned
+
+    def _add(self, fn: FunctionState, slot: float, wait: float, ds: float, dw: float) -> None:
+        """Add to the modelled baseline, and the candidate's saving from it."""
+        self.baseline[0] += slot
+        self.baseline[1] += wait
+        for sums in (fn.saved, self.saved_all, self.saved_trusted if fn.trusted else None):
+            if sums is not None:
+                sums[0] += ds
+                sums[1] += dw
 
     def replan(self, fn: FunctionState) -> bool:
         """Recompute the candidate plan if its gaps or its rate moved; True if it did."""
         gaps = fn.gaps
-        kappa = self.kappa(fn)
+        kappa = self.lead_kappa(fn)
         if gaps.count == 0 or kappa <= 0:
             return False
         ratio = kappa / fn.plan_kappa if fn.plan_kappa > 0 else math.inf
@@ -250,7 +289,10 @@ class AdaptivePolicy(Policy):
         fn = self.state(pool, now)
         fn.recent_arrivals.append(now)
         release = fn.gaps.arrival(now)
-        if release is not None and release.launch_at is not None and not release.launched:
+        if release is None:  # one more instance, whatever the rule: a cold start for all
+            cold = self.cold_s(fn)
+            self._add(fn, cold * fn.gb, cold, 0.0, 0.0)
+        elif release.launch_at is not None and not release.launched:
             release.cancelled = True
         self._price(fn)
 
@@ -270,8 +312,7 @@ class AdaptivePolicy(Policy):
             waited = max(0.0, instance.changed_at - arrived)
             self.prices.wait_s += waited
             at -= waited
-        plan = self.candidate(fn)
-        fn.last_release = fn.gaps.release(at, plan, plan if self.trusted(fn) else REFERENCE)
+        fn.last_release = fn.gaps.release(at, self.candidate(fn))
         fn.last_released_instance = instance.instance_id
         self._price(fn)
 
@@ -282,7 +323,10 @@ class AdaptivePolicy(Policy):
         self.init.add(init_ms / 1000.0)
 
     def forget(self, key: str) -> None:
-        self.functions.pop(key, None)
+        fn = self.functions.pop(key, None)
+        if fn is not None and fn.trusted:
+            self.saved_trusted[0] -= fn.saved[0]
+            self.saved_trusted[1] -= fn.saved[1]
 
     # -- keep-alive and pre-warm -----------------------------------------------------------
     def keep_alive_until(self, pool: Pool, instance: Instance, now: float) -> float:

@@ -27,10 +27,9 @@ class Release:
     planned for it."""
 
     at: float
-    #: The candidate plan at the release, and the plan actually applied (the counterfactual
-    #: accounting prices the gap that follows with both: online, as each would have played).
+    #: The candidate plan at the release (the counterfactual accounting prices the gap that
+    #: follows with it: online, as the rule would have played).
     plan: WindowPlan | None = None
-    used: WindowPlan | None = None
     #: Epoch second at which the planned pre-warm starts (None: nothing planned).
     launch_at: float | None = None
     #: Epoch second until which the pre-warmed instance is kept.
@@ -75,11 +74,10 @@ class GapTracker:
         self._add(release, max(0.0, now - release.at))
         return release
 
-    def release(self, now: float, plan: WindowPlan, used: WindowPlan) -> Release:
-        """An instance was released with candidate ``plan``, kept by ``used``: push it on
-        top of the stack."""
+    def release(self, now: float, plan: WindowPlan) -> Release:
+        """An instance was released with candidate ``plan``: push it on top of the stack."""
         self._censor(now)
-        release = Release(now, plan, used)
+        release = Release(now, plan)
         self._stack.append(release)
         return release
 
@@ -142,11 +140,12 @@ class Ewma:
 
 @attrs.define(slots=True)
 class Prices:
-    """Running totals of the score's terms, as far as the policy sees them, and the
-    exchange rate they imply.
+    """The score's terms as the policy sees them, and the score and exchange rate at any
+    slot time and waiting.
 
-    ``slot_gbs`` integrates the policy's live instances over time; ``wait_s`` sums the waits
-    of the requests it saw wait.
+    The score is ``50*Eg/S + 50*E/(E+L)``: execution GB·s over slot GB·s, plus execution
+    seconds over execution plus waiting. ``slot_gbs`` integrates the policy's live instances
+    over time, ``wait_s`` sums the waits of the requests it saw wait.
     """
 
     execution_s: float = 0.0
@@ -154,20 +153,25 @@ class Prices:
     slot_gbs: float = 0.0
     wait_s: float = 0.0
 
-    def score(self, extra_slot_gbs: float = 0.0, extra_wait_s: float = 0.0) -> float:
-        """The score (before the success gate) at these totals plus the extras."""
-        e, eg = self.execution_s, self.execution_gbs
-        s = max(self.slot_gbs + extra_slot_gbs, eg)
-        wait = max(self.wait_s + extra_wait_s, 0.0)
-        return 50.0 * eg / s + 50.0 * e / (e + wait) if e > 0 and eg > 0 else 0.0
-
-    def kappa_gb(self, extra_slot_gbs: float = 0.0, extra_wait_s: float = 0.0) -> float:
-        """Waiting seconds one GB·s of slot is worth at these totals (plus the extras): the
-        ratio of the score's marginal costs, ``(50*Eg/S**2) / (50*E/(E+L)**2)``; 0 (slot is
-        free) before anything ran."""
-        e, eg = self.execution_s, self.execution_gbs
-        s = max(self.slot_gbs + extra_slot_gbs, eg)  # slot time is at least the execution's
-        wait = max(self.wait_s + extra_wait_s, 0.0)
+    def score(self, idle_gbs: float, wait_s: float, runs: float = 1.0) -> float:
+        """The score of ``runs`` times the executions seen, with ``idle_gbs`` of slot time
+        beyond execution (idle instances, cold starts) and ``wait_s`` of waiting."""
+        e, eg = runs * self.execution_s, runs * self.execution_gbs
         if e <= 0 or eg <= 0:
             return 0.0
-        return eg * (e + wait) ** 2 / (e * s * s)
+        return 50.0 * eg / (eg + max(idle_gbs, 0.0)) + 50.0 * e / (e + max(wait_s, 0.0))
+
+    def kappa_gb(self, idle_gbs: float, wait_s: float, runs: float = 1.0) -> float:
+        """Waiting seconds one GB·s of slot is worth there: the ratio of the score's
+        marginal costs, ``(50*Eg/S**2) / (50*E/(E+L)**2)``; 0 (slot is free) before
+        anything ran."""
+        e, eg = runs * self.execution_s, runs * self.execution_gbs
+        if e <= 0 or eg <= 0:
+            return 0.0
+        s = eg + max(idle_gbs, 0.0)
+        return eg * (e + max(wait_s, 0.0)) ** 2 / (e * s * s)
+
+    def ahead(self, idle_gbs: float, wait_s: float) -> tuple[float, float]:
+        """Slot time beyond execution and waiting after the run so far repeats once, the
+        repeat costing ``idle_gbs`` and ``wait_s`` (the score of it is ``runs=2``)."""
+        return self.slot_gbs - self.execution_gbs + idle_gbs, self.wait_s + wait_s
