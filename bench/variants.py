@@ -5,9 +5,13 @@ Not offered by ``--policy``: they answer what each part of the default is worth.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from scaler.policy import AdaptivePolicy, Policy
+
+if TYPE_CHECKING:
+    from scaler.pool import Pool
 
 
 class Ungated(AdaptivePolicy):
@@ -24,4 +28,14 @@ class NotQueueAware(AdaptivePolicy):
     queue_aware = False
 
 
-VARIANTS: dict[str, Callable[[], Policy]] = {v.name: v for v in (Ungated, NotQueueAware)}
+class NoPrewarm(AdaptivePolicy):
+    """Starts an instance only for a request that waits, never during a quiet (the
+    foresight bound's tests compare such scalers with it)."""
+
+    name = "adaptive-no-prewarm"
+
+    def prewarm(self, pool: Pool, now: float) -> Sequence[float]:
+        return ()
+
+
+VARIANTS: dict[str, Callable[[], Policy]] = {v.name: v for v in (Ungated, NotQueueAware, NoPrewarm)}

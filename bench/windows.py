@@ -113,7 +113,9 @@ def windows_table(rows: list[dict[str, Any]], default: str) -> tuple[str, bool]:
     ]
     ok_all = True
     for trace in traces:
-        starts = sorted({r["start"] for r in rows if r["trace"] == trace and r["start"] is not None})
+        starts = sorted(
+            {r["start"] for r in rows if r["trace"] == trace and r["start"] is not None}
+        )
         for create_ms in creates:
             deltas = []
             for start in starts:

@@ -67,17 +67,20 @@ class Fixture:
         inst.fire("release", request=f"q{start}", keep_until=keep_until)
 
 
-def at_rate(kappa_gb: float) -> Prices:
-    """Running totals large enough that a test's own cycles do not move them, whose exchange
-    rate is ``kappa_gb`` waiting seconds per GB·s (no waiting: Eg·E / S²)."""
-    e = eg = 1e9
-    return Prices(execution_s=e, execution_gbs=eg, slot_gbs=math.sqrt(e * eg / kappa_gb))
+def at_rate(policy: AdaptivePolicy, kappa_gb: float) -> None:
+    """Totals large enough that a test's own cycles do not move them, whose exchange rate is
+    ``kappa_gb`` waiting seconds per GB·s: no waiting, and as much idle slot time in the run
+    so far as in the modelled baseline ahead (rate ``2Eg·2E / (2Eg + idle)²``)."""
+    e, eg = 1e11, 1e9  # execution worth more than slot: rates up to E / Eg = 100 reachable
+    idle = math.sqrt(4.0 * e * eg / kappa_gb) - 2.0 * eg
+    policy.prices = Prices(execution_s=e, execution_gbs=eg, slot_gbs=eg + idle / 2)
+    policy.baseline = [idle / 2, 0.0]
 
 
 @pytest.fixture
 def fx() -> Iterator[Fixture]:
     fixture = Fixture(AdaptivePolicy())
-    fixture.policy.prices = at_rate(3.2)
+    at_rate(fixture.policy, 3.2)
     yield fixture
     fixture.close()
 
@@ -143,7 +146,7 @@ def test_the_candidate_is_followed_only_once_its_record_beats_its_worst_loss(
     gaps: list[float], trusted: bool
 ) -> None:
     policy = AdaptivePolicy()
-    policy.prices = at_rate(0.1)
+    at_rate(policy, 0.1)
     fn = FunctionState(512, T0)
     fn.cold.add(0.15)
     keep_zero = fn.plan = WindowPlan(keep_s=0.0)
@@ -156,21 +159,38 @@ def test_the_candidate_is_followed_only_once_its_record_beats_its_worst_loss(
 
 def test_the_rate_is_taken_where_the_candidates_lead_only_if_that_scores_better() -> None:
     policy = AdaptivePolicy()
-    policy.prices = Prices(execution_s=100.0, execution_gbs=100.0, slot_gbs=1000.0, wait_s=10.0)
-    here = policy.prices.kappa_gb()
-    # The candidates would have saved 500 GB·s for 1 s of waiting: a better score, and a
-    # higher rate there (slot is dearer where there is less of it).
-    policy.candidate_extra = [-500.0, 1.0]
-    assert policy.kappa_gb() == pytest.approx(policy.prices.kappa_gb(-500.0, 1.0))
-    assert policy.kappa_gb() > here
-    # For 60 s of waiting instead: a worse score, so the rate stays where the run is.
-    policy.candidate_extra = [-500.0, 60.0]
+    policy.prices = Prices(execution_s=100.0, execution_gbs=100.0, slot_gbs=1100.0, wait_s=10.0)
+    policy.baseline = [1000.0, 10.0]
+    prices = policy.prices
+    here = prices.kappa_gb(*prices.ahead(1000.0, 10.0), runs=2.0)
     assert policy.kappa_gb() == pytest.approx(here)
+    # The candidates would have saved 500 GB·s for 1 s more waiting: a better score ahead,
+    # and a higher rate there (slot is dearer where there is less of it).
+    policy.saved_all = [500.0, -1.0]
+    lead = prices.kappa_gb(*prices.ahead(500.0, 11.0), runs=2.0)
+    assert policy.kappa_gb() == pytest.approx(lead) and lead > here
+    # For 60 s more waiting instead: a worse score, so the rate stays on the baseline's.
+    policy.saved_all = [500.0, -60.0]
+    assert policy.kappa_gb() == pytest.approx(here)
+
+
+def test_trusted_candidates_are_followed_only_while_the_run_ahead_scores_better() -> None:
+    """Convexity: one function's saving of slot time can be worth less than the waiting it
+    costs when the others keep the slot half low; the exact score ahead decides."""
+    policy = AdaptivePolicy()
+    policy.prices = Prices(execution_s=100.0, execution_gbs=100.0, slot_gbs=1100.0, wait_s=1.0)
+    policy.baseline = [1000.0, 1.0]
+    fn = FunctionState(1024, T0)
+    fn.trusted = True
+    policy.saved_trusted = [100.0, -0.5]  # a tenth of the idle slot time for 0.5 s of waiting
+    assert policy.trusted(fn)
+    policy.saved_trusted = [10.0, -0.5]  # a hundredth: not worth it
+    assert not policy.trusted(fn)
 
 
 def test_plans_are_recomputed_in_bounded_slices_off_the_request_path() -> None:
     policy = AdaptivePolicy()
-    policy.prices = at_rate(3.2)
+    at_rate(policy, 3.2)
     registry = Registry()
     pools = [registry.pool(FunctionSpec(f"fn{i}", 256)) for i in range(REPLAN_SLICE + 3)]
     for pool in pools:
@@ -237,7 +257,7 @@ def test_a_request_stuck_behind_a_busy_instance_waits_at_most_what_a_cold_start_
     start is worth (its own wait plus its slot time at the current rate)."""
     fx = Fixture(AdaptivePolicy(), memory_mb=4096)
     policy, pool = fx.policy, fx.pool
-    policy.prices = at_rate(0.5)
+    at_rate(policy, 0.5)
     policy.observe_cold_start(pool, 100.0, 3700.0, fx.at(0.0))
     policy.observe_release(pool, fx.instance(), 12, fx.at(0.5))
     for inst in list(pool.instances.values()):
@@ -337,3 +357,23 @@ def test_reference_is_unchanged() -> None:
     pool = Registry().pool(FunctionSpec("fn", 128))
     assert policy.next_wakeup(pool, T0) is None
     assert len(policy.prewarm(pool, T0)) == 0
+
+
+def test_a_replay_raises_nothing_the_guard_would_hide() -> None:
+    """The scheduler contains policy exceptions (falling back to the baseline), so a bug
+    would only show as a worse score: a replay must log no policy failure."""
+    from loguru import logger
+
+    from simulator.fast import run_fast
+    from simulator.workload import generate_workload
+
+    failures: list[str] = []
+    sink = logger.add(lambda m: failures.append(str(m)), level="ERROR")
+    try:
+        policy = AdaptivePolicy()
+        run = run_fast(generate_workload(seed=1, duration_s=600, functions=8), policy)
+    finally:
+        logger.remove(sink)
+    assert not [m for m in failures if "policy adaptive failed" in m]
+    assert run.totals.failed_requests == 0
+    assert any(fn.trusted for fn in policy.functions.values())
