@@ -108,7 +108,7 @@ def windows_table(rows: list[dict[str, Any]], default: str) -> tuple[str, bool]:
     traces = sorted({r["trace"] for r in rows}, key=[r["trace"] for r in rows].index)
     creates = sorted({r["createMs"] for r in rows})
     lines = [
-        "| trace | CreateSlot | windows (start s: default − reference) | worst | mean | ok |",
+        "| trace | CreateSlot | windows (start s: default - reference) | worst | mean | ok |",
         "|---|---|---|---|---|---|",
     ]
     ok_all = True

@@ -346,7 +346,7 @@ def test_one_cold_start_per_waiter_without_queue_awareness() -> None:
 def test_registry_and_default() -> None:
     assert set(POLICIES) == {"reference", "hybrid", "adaptive"}
     assert make_policy().name == "adaptive"
-    with pytest.raises(ValueError, match="unknown policy 'adaptive@0.05'"):
+    with pytest.raises(ValueError, match=r"unknown policy 'adaptive@0\.05'"):
         make_policy("adaptive@0.05")  # bench variants are not production policies
 
 
