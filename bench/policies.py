@@ -280,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rpc-latency-ms",
         type=float,
-        default=0.0,
-        help="charge per Assign/Idle/platform RPC (default 0, as the issue's figures)",
+        default=1.0,
+        help="charge per Assign/Idle/platform RPC (default 1, the simulator's: loopback)",
     )
     parser.add_argument(
         "--ablation",
