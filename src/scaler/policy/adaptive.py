@@ -406,16 +406,16 @@ class AdaptivePolicy(Policy):
     def patience_s(self, pool: Pool, now: float) -> float:
         """What a cold start is worth in waiting (its own wait plus its slot time at the
         current rate): a request waits at most that before it gets one (ski rental)."""
-        if not self.queue_aware:
-            return 0.0
         fn = self.state(pool, now)
+        if not self.queue_aware or not self.trusted(fn):
+            return 0.0
         cold = self.cold_s(fn)
         return cold + self.kappa(fn) * cold
 
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
         fn = self.state(pool, now)
         fresh = self._note_waiter(pool, fn)
-        if not self.queue_aware:
+        if not self.queue_aware or not self.trusted(fn):
             return super().on_no_idle(pool, now)
         waiting = pool.pending_waiters()
         if waiting <= 0:
