@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build proto test lint format run bench bench-foresight bench-rpc bench-load bench-faults clean
+.PHONY: build proto test lint format run bench bench-foresight bench-rpc bench-load bench-burst bench-faults clean
 
 build: $(STAMP) proto
 	@chmod +x scaler run.sh
@@ -46,8 +46,18 @@ bench-rpc: build
 bench-load: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.load_wire
 
+bench-burst: build
+	PYTHONPATH=src:. $(BIN)/python -m bench.burst
+
 bench-faults: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.faults
+
+# Any scaler beside ours, wire mode at speed 1 (10 min per contestant); see docs/simulator.md.
+COMPARE_ARGS ?= ../shared/traces/dataSet_1 --slice 15000:600 --ours reference --ours default \
+	--scaler 'tiny=$(BIN)/python tests/tiny_scaler.py --listen {listen} --platform {platform}'
+
+compare: build
+	PYTHONPATH=src:. $(BIN)/python -m bench.compare $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -39,10 +39,11 @@ def _maxrss_kb() -> int:
 
 async def _fill(instances: int, functions: int) -> dict[str, Any]:
     from bench.procs import bench_metas, function_keys
+    from scaler.answers import RunResult
     from scaler.clock import LoopClock
     from scaler.platform import PlatformClient
     from scaler.policy import make_policy
-    from scaler.scheduler import RunResult, Scheduler
+    from scaler.scheduler import Scheduler
     from scaler.states import IDLE, FunctionSpec, Journal
     from simulator.platform import InProcessPlatformStub, LatencyModel, PlatformService
 

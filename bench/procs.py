@@ -54,13 +54,20 @@ def free_port() -> int:
 
 
 # -- platform -----------------------------------------------------------------------------------
-def _platform_main(keys: list[str], port_queue: Any, stop: Any, lifetime_s: float) -> None:
+def _platform_main(
+    keys: list[str],
+    port_queue: Any,
+    stop: Any,
+    lifetime_s: float,
+    create_ms: float = 0.0,
+    init_ms: int = 1,
+) -> None:
     """Child process: serve PlatformService on 127.0.0.1:0 until ``stop`` or the lifetime ends."""
     from scaler.wire import rpc
     from simulator.platform import LatencyModel, PlatformService
 
     async def main() -> None:
-        service = PlatformService(bench_metas(keys), LatencyModel(create_ms=0.0))
+        service = PlatformService(bench_metas(keys, init_ms), LatencyModel(create_ms=create_ms))
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         rpc.add_PlatformServicer_to_server(service, server)
         port = server.add_insecure_port("127.0.0.1:0")
@@ -74,15 +81,23 @@ def _platform_main(keys: list[str], port_queue: Any, stop: Any, lifetime_s: floa
 
 
 class PlatformProcess:
-    """A Platform server in a spawned child; ``address`` is where it listens."""
+    """A Platform server in a spawned child; ``address`` is where it listens. CreateSlot takes
+    ``create_ms`` and Init ``init_ms`` (zero-cost by default: the benchmark measures the scaler)."""
 
-    def __init__(self, keys: list[str], lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+        *,
+        create_ms: float = 0.0,
+        init_ms: int = 1,
+    ) -> None:
         ctx = mp.get_context("spawn")
         self._queue = ctx.Queue()
         self._stop = ctx.Event()
         self.process = ctx.Process(
             target=_platform_main,
-            args=(keys, self._queue, self._stop, lifetime_s),
+            args=(keys, self._queue, self._stop, lifetime_s, create_ms, init_ms),
             name="bench-platform",
             daemon=True,
         )

@@ -18,6 +18,7 @@ from scaler.policy import DEFAULT_POLICY
 from simulator.dataset import Dataset, DatasetError, load_dataset
 from simulator.faults import FaultSpec, FaultSpecError
 from simulator.platform import LatencyModel
+from simulator.replay import DEFAULT_ASSIGN_DEADLINE_S, DEFAULT_IDLE_DEADLINE_S
 from simulator.score import build_record, oracle_score
 
 DEFAULT_RPC_LATENCY_MS = 1.0
@@ -99,7 +100,29 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run our own `scaler serve --policy P` at --scaler for the session, then SIGTERM it",
     )
+    wire.add_argument(
+        "--scaler-cmd",
+        default="",
+        metavar='"CMD ARGS"',
+        help="start this scaler once the platform listens, stop it at the end (SIGTERM, then "
+        "SIGKILL); {listen} (host:port of --scaler), {port} and {platform} are filled in",
+    )
     wire.add_argument("--scaler-log", default="", help="the started scaler's log file")
+    wire.add_argument(
+        "--assign-deadline",
+        type=float,
+        default=DEFAULT_ASSIGN_DEADLINE_S,
+        metavar="SECONDS",
+        help="an Assign unanswered this long (wall) fails its request "
+        f"({DEFAULT_ASSIGN_DEADLINE_S:g})",
+    )
+    wire.add_argument(
+        "--idle-deadline",
+        type=float,
+        default=DEFAULT_IDLE_DEADLINE_S,
+        metavar="SECONDS",
+        help=f"an Idle unanswered this long (wall) fails its request ({DEFAULT_IDLE_DEADLINE_S:g})",
+    )
     wire.add_argument(
         "--linger",
         type=float,
@@ -113,7 +136,7 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
 # Reading the arguments
 
 
-def _parse_slice(text: str | None) -> tuple[float, float] | None:
+def parse_slice(text: str | None) -> tuple[float, float] | None:
     if not text:
         return None
     start, sep, length = text.partition(":")
@@ -136,7 +159,7 @@ def _datasets(args: argparse.Namespace) -> list[Dataset]:
 
         datasets.append(generate_workload())
     datasets.extend(load_dataset(folder) for folder in args.datasets)
-    window = _parse_slice(args.slice)
+    window = parse_slice(args.slice)
     if window is not None:
         datasets = [d.slice(*window) for d in datasets]
     for dataset in datasets:
@@ -153,8 +176,18 @@ def _check(args: argparse.Namespace) -> FaultSpec:
         raise UsageError("--speed must be positive")
     if args.create_ms < 0 or args.create_jitter_ms < 0 or args.rpc_latency_ms < 0:
         raise UsageError("--create-ms, --create-jitter-ms and --rpc-latency-ms must be >= 0")
+    if args.assign_deadline <= 0 or args.idle_deadline <= 0:
+        raise UsageError("--assign-deadline and --idle-deadline must be positive")
+    if args.start_scaler and args.scaler_cmd:
+        raise UsageError("--start-scaler and --scaler-cmd each start a scaler: choose one")
+    if args.scaler_cmd:
+        from simulator.scaler_process import command_argv
+
+        command_argv(args.scaler_cmd, "127.0.0.1:1", "127.0.0.1:1")  # ValueError: bad quoting
     if args.mode == "fast" and args.speed != 1.0:
         print("simulate: --speed applies to wire mode only; ignored", file=sys.stderr)
+    if args.mode == "fast" and args.scaler_cmd:
+        print("simulate: --scaler-cmd applies to wire mode only; ignored", file=sys.stderr)
     return FaultSpec.parse(args.faults)
 
 
@@ -176,13 +209,13 @@ def record_table(record: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {_format_value(v)}" for k, v in record.items())
 
 
-def summary(run: Any, record: dict[str, Any], mode: str, policy: str, position: str) -> str:
+def summary(run: Any, record: dict[str, Any], mode: str, who: str, position: str) -> str:
     """A few human lines about one replay, for stderr."""
     oracle = record.get("oracleScore")
     p50, p99 = record["assignLatencyP50Ms"], record["assignLatencyP99Ms"]
     latency = f", Assign p50 {p50:.1f} ms p99 {p99:.1f} ms" if p50 is not None else ""
     lines = [
-        f"{position} {run.dataset.name} ({mode}, policy {policy}): score {record['score']:.3f} "
+        f"{position} {run.dataset.name} ({mode}, {who}): score {record['score']:.3f} "
         f"(slot {record['scoreSlotHalf']:.3f} + latency {record['scoreLatencyHalf']:.3f})"
         + (f", oracle {oracle:.3f}" if oracle is not None else ""),
         f"  {record['totalRequestsCount']} requests, {record['failedRequestsCount']} failed "
@@ -212,6 +245,15 @@ class _Printer:
         self.timelines: list[Any] = []
         self.names: list[str] = []
 
+    def _who(self) -> str:
+        """Which scaler ran: our policy, or the external one's command or address."""
+        a = self.args
+        if a.mode == "wire" and a.scaler_cmd:
+            return f"scaler `{a.scaler_cmd}`"
+        if a.mode == "wire" and not a.start_scaler:
+            return f"scaler at {a.scaler}"
+        return f"policy {a.policy}"
+
     def __call__(self, run: Any) -> None:
         index = len(self.records) + 1
         oracle = oracle_score(run.dataset, create_ms=self.args.create_ms)
@@ -220,7 +262,7 @@ class _Printer:
         self.timelines.append(run.timeline)
         self.names.append(run.dataset.name)
         position = f"[{index}/{self.count}]"
-        print(summary(run, record, self.args.mode, self.args.policy, position), file=sys.stderr)
+        print(summary(run, record, self.args.mode, self._who(), position), file=sys.stderr)
         if self.args.json:
             print(json.dumps(record), flush=True)
         else:
@@ -302,6 +344,7 @@ class _FastResult:
 def _run_wire(args: argparse.Namespace, datasets: list[Dataset], faults: FaultSpec, printer: Any):
     from simulator.wire import WireError, WireOptions, run_wire
 
+    started = args.start_scaler or bool(args.scaler_cmd)
     if args.transition_log and not args.start_scaler:
         print("simulate: --transition-log needs --start-scaler in wire mode", file=sys.stderr)
     options = WireOptions(
@@ -313,11 +356,14 @@ def _run_wire(args: argparse.Namespace, datasets: list[Dataset], faults: FaultSp
         faults=faults,
         seed=args.seed,
         connect_timeout_s=args.connect_timeout,
+        assign_deadline_s=args.assign_deadline,
+        idle_deadline_s=args.idle_deadline,
         start_scaler=args.start_scaler,
         policy=args.policy,
+        scaler_cmd=args.scaler_cmd,
         scaler_log=args.scaler_log,
         transition_log=args.transition_log or "",
-        linger_s=0.0 if args.start_scaler else args.linger,
+        linger_s=0.0 if started else args.linger,
     )
     bars: list[Any] = []
 
@@ -351,12 +397,16 @@ def _run_wire(args: argparse.Namespace, datasets: list[Dataset], faults: FaultSp
             else "simulate: no slot left alive after the run ended",
             file=sys.stderr,
         )
+    if simulator.aborted:
+        print(f"simulate: the replay was cut short: {simulator.aborted}", file=sys.stderr)
     if simulator.scaler_exit not in (None, 0):
         print(
             f"simulate: the scaler exited with status {simulator.scaler_exit} "
             f"(log: {simulator.scaler_log_path})",
             file=sys.stderr,
         )
+    elif simulator.scaler_log_path:
+        print(f"simulate: the scaler's log: {simulator.scaler_log_path}", file=sys.stderr)
     return 0
 
 

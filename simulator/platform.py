@@ -18,7 +18,6 @@ them back in trace time.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -28,6 +27,7 @@ import attrs
 from scaler.wire import pb, rpc
 from simulator.dataset import FunctionMeta
 from simulator.faults import FaultInjector, FaultSpec
+from simulator.ids import UuidIds
 
 
 @attrs.define(slots=True)
@@ -48,10 +48,10 @@ class SlotLedger:
         self.slots: dict[str, SlotRecord] = {}
         self._by_instance: dict[str, SlotRecord] = {}
         self._live: dict[str, SlotRecord] = {}
-        self._ids = itertools.count(1)
+        self._ids = UuidIds("slots")  # UUID-like, as the challenge's (simulator/ids.py)
 
     def create(self, memory_mb: int, now: float) -> SlotRecord:
-        record = SlotRecord(f"slot-{next(self._ids)}", memory_mb, now)
+        record = SlotRecord(next(self._ids), memory_mb, now)
         self.slots[record.id] = record
         self._live[record.id] = record
         return record

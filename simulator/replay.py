@@ -6,7 +6,11 @@ virtual. ``speed`` divides every trace time by S; latencies are reported back in
 
 An assignment is checked against the platform's ledger: the instance must exist, be
 initialised, belong to the request's function and not be serving another request. Anything
-else, or an Assign/Idle that errors, is a failed request with a reason.
+else, or an Assign/Idle that errors or misses its deadline, is a failed request with a reason.
+:meth:`Replayer.abort` ends a run early (the scaler died): every request not yet finished
+fails with the reason, and the run still returns its totals.
+
+Request ids are UUID-like (``simulator/ids.py``), as the challenge's simulator sends them.
 
 Slot time is counted over the run's own window, so a ledger shared by several datasets in a
 row (wire mode: one platform for the whole session) charges each run only for its own time.
@@ -27,11 +31,25 @@ import grpc
 
 from scaler.wire import pb
 from simulator.dataset import Dataset, FunctionMeta, Request
+from simulator.ids import UuidIds
 from simulator.platform import SlotLedger
 from simulator.score import RunTotals
 from simulator.timeline import Timeline
 
 Progress = Callable[[int, int, float], None]
+
+DEFAULT_ASSIGN_DEADLINE_S = 150.0
+"""Wire mode's bound on one Assign, wall seconds. An Assign may legitimately wait for a cold
+start, and the longest Init in the challenge's datasets is 120 s (dataSet_3r); this is that
+plus room for CreateSlot and retries, so only a scaler that hangs misses it."""
+
+DEFAULT_IDLE_DEADLINE_S = 5.0
+"""Wire mode's bound on one Idle, wall seconds. Idle waits for nothing on the platform in the
+contract (a scaler answers it in milliseconds), so seconds without an answer mean a hang."""
+
+
+class CallFailed(Exception):
+    """An Assign or Idle that got no answer at all; ``str()`` is the failed request's reason."""
 
 
 class ScalerTransport(Protocol):
@@ -63,29 +81,44 @@ class ServicerTransport:
 
 
 class GrpcTransport:
-    """Calls a Scaler at an address over gRPC (wire mode); RPC errors become failed replies."""
+    """Calls a Scaler at an address over gRPC (wire mode), each call bounded by its deadline.
 
-    def __init__(self, stub: Any, timeout_s: float = 900.0) -> None:
+    An RPC error raises :class:`CallFailed`: "assign deadline exceeded" for a missed deadline,
+    "Assign failed with gRPC UNAVAILABLE" and so on otherwise. The request fails, the run goes on.
+    """
+
+    def __init__(
+        self,
+        stub: Any,
+        assign_deadline_s: float = DEFAULT_ASSIGN_DEADLINE_S,
+        idle_deadline_s: float = DEFAULT_IDLE_DEADLINE_S,
+    ) -> None:
+        if assign_deadline_s <= 0 or idle_deadline_s <= 0:
+            raise ValueError("deadlines must be positive")
         self._stub = stub
-        self._timeout = timeout_s
+        self.assign_deadline_s = assign_deadline_s
+        self.idle_deadline_s = idle_deadline_s
 
     async def assign(self, request: Any) -> Any:
         try:
-            return await self._stub.Assign(request, timeout=self._timeout)
+            return await self._stub.Assign(request, timeout=self.assign_deadline_s)
         except grpc.RpcError as err:
-            return pb.AssignReply(status=pb.InternalError, error_message=_rpc_error(err))
+            raise _call_failed(err, "Assign", self.assign_deadline_s) from None
 
     async def idle(self, request: Any) -> Any:
         try:
-            return await self._stub.Idle(request, timeout=self._timeout)
+            return await self._stub.Idle(request, timeout=self.idle_deadline_s)
         except grpc.RpcError as err:
-            return pb.IdleReply(status=pb.InternalError, error_message=_rpc_error(err))
+            raise _call_failed(err, "Idle", self.idle_deadline_s) from None
 
 
-def _rpc_error(err: grpc.RpcError) -> str:
+def _call_failed(err: grpc.RpcError, call: str, deadline_s: float) -> CallFailed:
+    """The failed request's reason; its kind (before the first colon) names the gRPC code."""
     code = err.code() if hasattr(err, "code") else None
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CallFailed(f"{call.lower()} deadline exceeded: no answer within {deadline_s:g} s")
     details = err.details() if hasattr(err, "details") else ""
-    return f"gRPC {getattr(code, 'name', code)}: {details}"
+    return CallFailed(f"{call} failed with gRPC {getattr(code, 'name', code)}: {details}")
 
 
 class Replayer:
@@ -114,7 +147,11 @@ class Replayer:
         self.totals = RunTotals()
         self.failures: Counter[str] = Counter()
         self.first_failures: list[str] = []
-        self._running: dict[str, int] = {}  # instance id -> request index
+        self._running: dict[str, str] = {}  # instance id -> request id
+        self._ids = UuidIds("requests")
+        self._abort_reason = ""
+        self._waiter: asyncio.Future[None] | None = None  # the run loop's wakeable timer
+        self._tasks: set[asyncio.Task[None]] = set()
         self._seen_instances: set[str] = set()
         self._metas = {k: _meta_message(m) for k, m in dataset.metas.items()}
         self._done = 0
@@ -131,14 +168,17 @@ class Replayer:
         slot_gbs_before = self.ledger.slot_gbs(self._start)
         sampler = loop.create_task(self._sample()) if self.timeline is not None else None
         self.totals.start_ms = int(time.time() * 1000) if self.epoch_timestamps else first_ms
-        tasks: set[asyncio.Task[None]] = set()
+        tasks = self._tasks
         step = max(1, len(requests) // 200)
+        ids = self._ids
         for index, request in enumerate(requests):
             target = self._start + (request.start_ms - first_ms) / 1000.0 / self.speed
-            delay = target - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = loop.create_task(self._one(index, request))
+            if target > loop.time():
+                await self._wait_until(loop, target)
+            if self._abort_reason:
+                self._fail_unsent(index)
+                break
+            task = loop.create_task(self._one(index, request, next(ids)))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             if self.progress is not None and index % step == 0:
@@ -163,6 +203,36 @@ class Replayer:
         if self.progress is not None:
             self.progress(self._done, len(requests), self.elapsed_trace_s())
         return t
+
+    async def _wait_until(self, loop: asyncio.AbstractEventLoop, target: float) -> None:
+        """Sleep until ``target`` (loop time), or until :meth:`abort` wakes us.
+
+        The same cost as ``asyncio.sleep`` (one future, one timer), so fast mode pays nothing.
+        """
+        waiter: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_at(target, _wake, waiter)
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            handle.cancel()
+
+    def abort(self, reason: str) -> None:
+        """End the run now: unsent and in-flight requests fail with ``reason`` (idempotent)."""
+        if self._abort_reason:
+            return
+        self._abort_reason = reason
+        if self._waiter is not None:
+            _wake(self._waiter)
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _fail_unsent(self, first: int) -> None:
+        requests = self.dataset.requests
+        for index in range(first, len(requests)):
+            self._fail(index, requests[index], self._abort_reason)
+            self._done += 1
 
     @property
     def done(self) -> int:
@@ -189,25 +259,30 @@ class Replayer:
         if len(self.first_failures) < 20:
             self.first_failures.append(f"request {index} ({request.key}): {reason}")
 
-    async def _one(self, index: int, request: Request) -> None:
+    async def _one(self, index: int, request: Request, request_id: str) -> None:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         timeline = self.timeline
         if timeline is not None:
             timeline.begin(request.key, self.elapsed_trace_s())
         try:
-            await self._serve(index, request)
+            await self._serve(index, request, request_id)
+        except CallFailed as err:
+            self._fail(index, request, str(err))
+        except asyncio.CancelledError:
+            if not self._abort_reason:
+                raise
+            self._fail(index, request, self._abort_reason)  # cancelled by abort(): not re-raised
         finally:
             self.in_flight -= 1
             self._done += 1
             if timeline is not None:
                 timeline.end(request.key, self.elapsed_trace_s())
 
-    async def _serve(self, index: int, request: Request) -> None:
+    async def _serve(self, index: int, request: Request, request_id: str) -> None:
         loop = asyncio.get_running_loop()
         speed = self.speed
         t = self.totals
-        request_id = f"req-{index}"
         timestamp = (
             int(time.time() * 1000)
             if self.epoch_timestamps
@@ -237,9 +312,11 @@ class Replayer:
             t.cold_starts += 1
             if self.timeline is not None:
                 self.timeline.cold_start(request.key, (loop.time() - self._start) * speed)
-        self._running[instance_id] = index
-        await asyncio.sleep(request.duration_ms / 1000.0 / speed)
-        del self._running[instance_id]
+        self._running[instance_id] = request_id
+        try:
+            await asyncio.sleep(request.duration_ms / 1000.0 / speed)
+        finally:
+            del self._running[instance_id]
         meta = self.dataset.metas[request.key]
         seconds = request.duration_ms / 1000.0
         t.execution_s += seconds
@@ -275,8 +352,13 @@ class Replayer:
             return f"bad assignment: instance {instance_id} runs {slot.key}, not {request.key}"
         if instance_id in self._running:
             other = self._running[instance_id]
-            return f"bad assignment: instance {instance_id} is serving request req-{other}"
+            return f"bad assignment: instance {instance_id} is serving request {other}"
         return ""
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _status(reply: Any) -> str:

@@ -7,7 +7,12 @@ replays each dataset in turn, and closes the statistics port when the last one e
 what makes the contract's ``run.sh`` stop the scaler. Any scaler that follows the contract
 works, in any language; nothing here knows ours, except ``start_scaler``, which launches
 ``scaler serve`` as a subprocess and stops it with SIGTERM at the end, so that the slots it
-failed to destroy can be counted (``leakedSlots``).
+failed to destroy can be counted (``leakedSlots``). ``scaler_cmd`` does the same for any
+command (``simulator/scaler_process.py``), always after the platform listens.
+
+A bad scaler cannot hold the session: every Assign and Idle has a deadline (a miss fails that
+request), and a started scaler that dies ends the replay at once, its remaining requests
+failed with the reason; every dataset still gets its record.
 
 One platform and one ledger serve the whole session (a scaler keeps its instances from one
 dataset to the next); each dataset is charged only for slot time inside its own run.
@@ -18,15 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import attrs
 import grpc
@@ -36,7 +38,14 @@ from scaler.wire import rpc
 from simulator.dataset import Dataset
 from simulator.faults import FaultSpec
 from simulator.platform import LatencyModel, PlatformService
-from simulator.replay import GrpcTransport, Progress, Replayer
+from simulator.replay import (
+    DEFAULT_ASSIGN_DEADLINE_S,
+    DEFAULT_IDLE_DEADLINE_S,
+    GrpcTransport,
+    Progress,
+    Replayer,
+)
+from simulator.scaler_process import ScalerProcess, child_env, command_argv, our_scaler_argv
 from simulator.score import RunTotals, build_record
 from simulator.stats_http import StatsServer, split_address
 from simulator.timeline import Timeline
@@ -64,9 +73,15 @@ class WireOptions:
     faults: FaultSpec = attrs.Factory(FaultSpec)
     seed: int = 0
     connect_timeout_s: float = 30.0
+    #: Bounds on one Assign / one Idle, wall seconds; a miss fails that request.
+    assign_deadline_s: float = DEFAULT_ASSIGN_DEADLINE_S
+    idle_deadline_s: float = DEFAULT_IDLE_DEADLINE_S
     start_scaler: bool = False
     policy: str = DEFAULT_POLICY
-    #: Where the started scaler's output goes (when empty: a temporary file, removed if it exits 0).
+    #: Any scaler to start instead: a command with ``{listen}``, ``{port}``, ``{platform}``.
+    scaler_cmd: str = ""
+    #: Where the started scaler's output goes (when empty: a temporary file, removed if our
+    #: scaler exits 0, always kept for ``scaler_cmd``).
     scaler_log: str = ""
     #: Passed to the started scaler as ``--transition-log``.
     transition_log: str = ""
@@ -118,10 +133,10 @@ class WireSimulator:
         #: Live slots when the linger ended (None when there was no linger).
         self.slots_after_linger: int | None = None
         self.scaler_log_path = ""
+        #: Why the replay was cut short (the started scaler died), empty if it was not.
+        self.aborted = ""
         self._server: grpc.aio.Server | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
-        self._temporary_log = False
+        self._process: ScalerProcess | None = None
         self._replayer: Replayer | None = None
         self._dataset: Dataset | None = None
         self._position = (0, 0)
@@ -178,8 +193,8 @@ class WireSimulator:
         that its ``leaked_slots`` is known.
         """
         if self._server is None:
-            await self.start()
-        if self.options.start_scaler:
+            await self.start()  # the platform listens before any scaler is started or dialled
+        if self.options.start_scaler or self.options.scaler_cmd:
             await self._start_scaler()
         channel = grpc.aio.insecure_channel(
             self.scaler_address,
@@ -192,7 +207,11 @@ class WireSimulator:
         runs: list[WireRun] = []
         try:
             await self._wait_for_scaler(channel)
-            transport = GrpcTransport(rpc.ScalerStub(channel))
+            transport = GrpcTransport(
+                rpc.ScalerStub(channel),
+                assign_deadline_s=self.options.assign_deadline_s,
+                idle_deadline_s=self.options.idle_deadline_s,
+            )
             try:
                 await self.stats.start()
             except OSError as err:
@@ -245,10 +264,8 @@ class WireSimulator:
             if died is not None:
                 await asyncio.wait({running, died}, return_when=asyncio.FIRST_COMPLETED)
                 if not running.done():
-                    raise WireError(
-                        f"scaler at {self.scaler_address} exited with status {died.result()} "
-                        f"during {dataset.name}{self._log_hint()}"
-                    )
+                    self.aborted = f"scaler exited with status {died.result()}"
+                    replayer.abort(self.aborted)
             totals = await running
         finally:
             for task in (running, ticker, died):
@@ -298,83 +315,49 @@ class WireSimulator:
             return
         where = f"scaler at {self.scaler_address}"
         if died is not None and died in done:
-            raise WireError(f"{where} exited with status {died.result()}{self._log_hint()}")
-        raise WireError(f"{where} did not accept a connection within {timeout:g} s")
+            raise WireError(
+                f"{where} exited with status {died.result()} before accepting connections"
+                f"{self._log_hint()}"
+            )
+        raise WireError(
+            f"{where} did not accept a connection within {timeout:g} s{self._log_hint()}"
+        )
 
-    # -- a scaler of our own -------------------------------------------------------------------
+    # -- a scaler we start ---------------------------------------------------------------------
     async def _start_scaler(self) -> None:
+        """Ours (``start_scaler``) or ``scaler_cmd``, at ``scaler`` (port 0: a free one)."""
         host, port = split_address(self.options.scaler)
         if port == 0:
             port = _free_port(host)
         host_text = f"[{host}]" if ":" in host else host
         self.scaler_address = f"{host_text}:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "scaler",
-            "serve",
-            "--listen",
-            self.scaler_address,
-            "--platform-address",
-            self.platform_address,
-            "--policy",
-            self.options.policy,
-        ]
-        if self.options.transition_log:
-            command += ["--transition-log", self.options.transition_log]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")])
-        )
-        if self.options.scaler_log:
-            self.scaler_log_path = self.options.scaler_log
-            self._log = open(self.scaler_log_path, "ab")  # noqa: SIM115 (closed in _stop_scaler)
+        o = self.options
+        if o.scaler_cmd:
+            argv = command_argv(o.scaler_cmd, self.scaler_address, self.platform_address)
+            process = ScalerProcess(argv, log_path=o.scaler_log, keep_log=True)
         else:
-            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in _stop_scaler)
-                prefix="scaler-", suffix=".log", delete=False
+            argv = our_scaler_argv(
+                self.scaler_address, self.platform_address, o.policy, o.transition_log
             )
-            self.scaler_log_path, self._log = handle.name, handle
-            self._temporary_log = True
-        self._process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            env=env,
-            cwd=ROOT,
-        )
+            env = child_env([str(ROOT / "src"), str(ROOT)])
+            process = ScalerProcess(argv, env=env, cwd=ROOT, log_path=o.scaler_log, keep_log=False)
+        try:
+            await process.start()
+        except OSError as err:
+            raise WireError(str(err)) from None
+        self._process = process
+        self.scaler_log_path = process.log_path
 
     async def _stop_scaler(self) -> None:
         """SIGTERM, a bounded wait for its graceful shutdown, then SIGKILL."""
         process, self._process = self._process, None
         if process is None:
             return
-        try:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), self.options.stop_timeout_s)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-            self.scaler_exit = process.returncode
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-            if self._temporary_log and self.scaler_exit == 0:  # keep it only to explain a failure
-                Path(self.scaler_log_path).unlink(missing_ok=True)
-                self.scaler_log_path = ""
+        self.scaler_exit = await process.stop(self.options.stop_timeout_s)
+        self.scaler_log_path = process.log_path
 
     def _log_hint(self) -> str:
-        if not self.scaler_log_path:
-            return ""
-        try:
-            tail = Path(self.scaler_log_path).read_text(errors="replace").strip().splitlines()
-        except OSError:
-            tail = []
-        last = f"; last line: {tail[-1]}" if tail else ""
-        return f" (log: {self.scaler_log_path}{last})"
+        return self._process.hint() if self._process is not None else ""
 
     # -- statistics --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

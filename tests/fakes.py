@@ -30,6 +30,7 @@ class FakePlatform:
         self.slots: dict[str, FakeSlot] = {}
         self.created: list[str] = []
         self.destroyed: list[str] = []
+        self.reasons: dict[str, str] = {}  # slot -> the reason its DestroySlot carried
         self.fail = {"create": 0, "init": 0, "destroy": 0}
         self.delay_s = delay_s
         self.gate: asyncio.Event | None = None
@@ -80,6 +81,7 @@ class FakePlatform:
         if self.slots.pop(slot_id, None) is None:
             raise SlotNotFound("DestroySlot", f"slot {slot_id} does not exist")
         self.destroyed.append(slot_id)
+        self.reasons[slot_id] = reason
 
     def live_instance(self, instance_id: str) -> FakeSlot | None:
         return next((s for s in self.slots.values() if s.instance_id == instance_id), None)

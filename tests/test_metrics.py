@@ -8,11 +8,12 @@ import urllib.request
 import pytest
 from prometheus_client import generate_latest
 
+from scaler.answers import RunResult
 from scaler.clock import LoopClock
 from scaler.metrics import Metrics
 from scaler.platform import PlatformClient, SlotNotFound
 from scaler.policy import make_policy
-from scaler.scheduler import RunResult, Scheduler
+from scaler.scheduler import Scheduler
 from scaler.server import ScalerServicer
 from scaler.states import FunctionSpec, Journal
 from scaler.wire import pb

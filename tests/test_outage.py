@@ -29,7 +29,7 @@ class RecordingTransport(GrpcTransport):
     """Remembers (wall time sent, latency, status, message) of every Assign."""
 
     def __init__(self, stub) -> None:
-        super().__init__(stub, timeout_s=30.0)
+        super().__init__(stub, assign_deadline_s=30.0, idle_deadline_s=30.0)
         self.assigns: list[tuple[float, float, int, str]] = []
 
     async def assign(self, request):

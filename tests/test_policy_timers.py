@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from scaler.answers import RunResult
 from scaler.clock import LoopClock
 from scaler.policy.base import Policy
 from scaler.policy.reference import ReferencePolicy
 from scaler.pool import Pool
-from scaler.scheduler import RunResult, Scheduler
+from scaler.scheduler import Scheduler
 from scaler.states import FunctionSpec, Instance
 from tests.fakes import FakePlatform
 

@@ -6,18 +6,12 @@ import asyncio
 
 import pytest
 
+from scaler.answers import InvalidArgument, InvalidAssignment, NotFound, RunResult, Unavailable
 from scaler.clock import LoopClock
 from scaler.policy import Policy, make_policy
 from scaler.policy.reference import ReferencePolicy
-from scaler.scheduler import (
-    InvalidArgument,
-    InvalidAssignment,
-    NotFound,
-    RunResult,
-    Scheduler,
-    SchedulerSettings,
-    Unavailable,
-)
+from scaler.scheduler import Scheduler
+from scaler.settings import SchedulerSettings
 from scaler.states import BUSY, IDLE, FunctionSpec, Journal, TransitionRecord
 from tests.fakes import FakePlatform
 

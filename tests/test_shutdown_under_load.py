@@ -46,7 +46,10 @@ async def run_and_terminate(log: Path) -> tuple[int, float, int, int, int]:
     drain = asyncio.ensure_future(_drain(process.stderr))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     replayer = Replayer(
-        dataset, GrpcTransport(rpc.ScalerStub(channel), timeout_s=10), service.ledger, speed=8
+        dataset,
+        GrpcTransport(rpc.ScalerStub(channel), assign_deadline_s=10, idle_deadline_s=10),
+        service.ledger,
+        speed=8,
     )
     load = asyncio.ensure_future(replayer.run())
     deadline = time.monotonic() + 30

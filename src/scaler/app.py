@@ -19,8 +19,9 @@ from scaler.config import Settings
 from scaler.metrics import Metrics
 from scaler.platform import Deadlines, PlatformClient
 from scaler.policy import make_policy
-from scaler.scheduler import Scheduler, SchedulerSettings
+from scaler.scheduler import Scheduler
 from scaler.server import ScalerServicer
+from scaler.settings import SchedulerSettings
 from scaler.states import Journal
 from scaler.wire import rpc
 

@@ -40,7 +40,8 @@ class Pool:
     # -- the index, updated by Registry.on_transition only -------------------------------------
     def _update(self, instance: Instance, source: str, dest: str) -> None:
         counts = self.counts
-        counts[dest] += 1
+        if dest != DELETED:  # counts are of live instances: a gauge, not a running total
+            counts[dest] += 1
         if source == INITIAL_STATE:  # an instance is born by its first transition
             self.instances[instance.instance_id] = instance
         else:

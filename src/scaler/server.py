@@ -14,7 +14,8 @@ from typing import Any
 
 from loguru import logger
 
-from scaler.scheduler import RunResult, Scheduler, SchedulerError
+from scaler.answers import RunResult, SchedulerError
+from scaler.scheduler import Scheduler
 from scaler.states import FunctionSpec, IllegalTransition
 from scaler.wire import pb, rpc
 

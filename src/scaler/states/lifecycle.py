@@ -27,14 +27,15 @@ STARTING_STATES: frozenset[str] = frozenset({CREATING, INITING})
 
 
 # Why an instance is deleted: the first word of the reason of the edge into ``deleting`` (or
-# ``deleted``), and the reason DestroySlot carries to the platform.
+# ``deleted``), and the reason DestroySlot carries to the platform. There is no "duplicate"
+# cause: no path makes one (a retried Assign gets the instance it holds or awaits, each
+# CreateSlot belongs to one instance entering ``creating``, and each slot to that instance).
 KEEPALIVE_EXPIRED = "keep-alive expired"
 SCALE_DOWN = "policy scale-down"
 NEED_DESTROY = "need_destroy"
 CREATE_FAILED = "create failed"
 INIT_FAILED = "init failed"
 SHUTDOWN = "shutdown"
-DUPLICATE = "duplicate cleanup"
 CAUSES: tuple[str, ...] = (
     KEEPALIVE_EXPIRED,
     SCALE_DOWN,
@@ -42,7 +43,6 @@ CAUSES: tuple[str, ...] = (
     CREATE_FAILED,
     INIT_FAILED,
     SHUTDOWN,
-    DUPLICATE,
 )
 
 
