@@ -77,6 +77,17 @@ def at_rate(policy: AdaptivePolicy, kappa_gb: float) -> None:
     policy.baseline = [idle / 2, 0.0]
 
 
+def trust(policy: AdaptivePolicy, key: str = "fn") -> None:
+    """Make ``key``'s candidate followed: its record saved, and so does the run ahead."""
+    if policy.prices.execution_s < 1e9:  # not yet at a test rate
+        at_rate(policy, 0.5)
+    fn = policy.functions[key]
+    fn.saved = [1.0, 0.0]
+    fn.trusted = True
+    policy.saved_trusted = [1.0, 0.0]
+    assert policy.trusted(fn)
+
+
 @pytest.fixture
 def fx() -> Iterator[Fixture]:
     fixture = Fixture(AdaptivePolicy())
@@ -233,6 +244,7 @@ def test_queue_aware_cold_starts(setup: str, start: int) -> None:
     policy.observe_cold_start(pool, 100.0, 3700.0, fx.at(0.0))
     duration = 200.0 if setup == "busy-long" else 0.012
     policy.observe_release(pool, fx.instance(), int(duration * 1000), fx.at(0.5))
+    trust(policy)
     for inst in list(pool.instances.values()):
         inst.fire("expire")
         inst.fire("destroyed")
@@ -260,6 +272,7 @@ def test_a_request_stuck_behind_a_busy_instance_waits_at_most_what_a_cold_start_
     at_rate(policy, 0.5)
     policy.observe_cold_start(pool, 100.0, 3700.0, fx.at(0.0))
     policy.observe_release(pool, fx.instance(), 12, fx.at(0.5))
+    trust(policy)
     for inst in list(pool.instances.values()):
         inst.fire("expire")
         inst.fire("destroyed")
@@ -330,6 +343,20 @@ def test_expected_arrivals_keep_the_bursts_rate_from_a_recheck_and_over_any_hori
     assert len(fx2.policy.expected_arrivals(fn2, fx2.at(0.5), horizon=1.0)) == 4
     fx.close()
     fx2.close()
+
+
+def test_an_untrusted_function_gets_the_baselines_cold_starts() -> None:
+    """Before its record shows a gain, a function is served as the sample scaler serves it:
+    one cold start per waiting request, at once, even with a busy instance about to free."""
+    fx = Fixture(AdaptivePolicy(), memory_mb=4096)
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 3700.0, fx.at(0.0))
+    policy.observe_release(pool, fx.instance(), 12, fx.at(0.5))
+    fx.instance(BUSY)
+    fx.waiter("w1", 1.0)
+    assert policy.on_no_idle(pool, fx.at(1.001)).start == 1
+    assert policy.patience_s(pool, fx.at(1.001)) == 0.0
+    fx.close()
 
 
 def test_one_cold_start_per_waiter_without_queue_awareness() -> None:
