@@ -3,27 +3,30 @@
 How it decides (docs/policies.md has the long form):
 
 1. **The baseline.** Every function starts on the challenge's sample rule: keep an idle
-   instance 300 s, no pre-warm. It keeps that rule until its own counterfactual record shows
-   another rule would have scored better for it.
+   instance 300 s, no pre-warm, one cold start per waiting request. It keeps that rule until
+   its own counterfactual record shows another rule would have scored better for it.
 2. **The candidate rule** (:func:`~scaler.policy.windows.choose_window`): the window plan of
-   least expected cost over the function's release-to-reuse gaps, at the run's exchange rate
-   (:meth:`~scaler.policy.observe.Prices.kappa_gb`, the ratio of the score's marginal costs)
-   taken where the candidates lead: the run's totals as they would stand had every function
-   followed its candidate (the score is convex in slot time and waiting, so the rate where
-   the run is now, on the baseline, undervalues a move away from it). Keep for ``k``, or
-   destroy and pre-warm just in time.
+   least expected cost over the function's release-to-reuse gaps, at the exchange rate of
+   the run the candidates make (:meth:`~scaler.policy.observe.Prices.kappa_gb`, the ratio of
+   the score's marginal costs, at the modelled totals had every function followed its
+   candidate). Keep for ``k``, or destroy and pre-warm just in time.
 3. **Counterfactual accounting.** Every gap that closes is priced under both rules, each as it
    would have played online: the 5-minute keep-alive, and the candidate plan in force when the
    gap opened. Per function the policy sums what the candidate saved (slot GB·s and waiting
-   seconds, kept apart so the sum is re-priced at the current rate) and the worst single
-   gap it lost (at least one cold start). It follows the candidate while the saving, in
-   waiting seconds, exceeds that worst loss; otherwise it acts exactly as the baseline. A
-   wrong switch therefore costs about one bad gap before the record turns it off again.
-4. **Queue-aware cold starts**: a request that finds no idle instance gets a cold start only
-   if the instances already starting or busy would serve the queue later than a new one
-   could, by more than the new one's slot time is worth; and, whatever the estimates say,
-   once it has waited what a cold start is worth (ski rental, :meth:`patience_s`).
-5. **Off the request path.** Assign and Idle do O(1) work per function (one gap priced under
+   seconds, kept apart so the sum is re-priced at the current rate) and the worst single gap
+   it lost (at least one cold start); per run, the modelled baseline and the savings of all
+   and of the trusted candidates.
+4. **Following.** A function follows its candidate while (a) its saving, in waiting seconds,
+   exceeds that worst loss (a wrong switch costs about one bad gap), and (b) the run ahead
+   (the run so far repeated once) scores better, exactly, with the trusted functions on their
+   candidates than all on the baseline: the past is spent, and the score is convex, so moving
+   some functions only can cost more than it saves. Otherwise it acts exactly as the baseline.
+5. **Queue-aware cold starts** (for a function that follows its candidate): a request that
+   finds no idle instance gets a cold start only if the instances already starting or busy
+   would serve the queue later than a new one could, by more than the new one's slot time is
+   worth; and, whatever the estimates say, once it has waited what a cold start is worth (ski
+   rental, :meth:`patience_s`).
+6. **Off the request path.** Assign and Idle do O(1) work per function (one gap priced under
    two rules); plans are recomputed in the expiry passes, a bounded slice per pass.
 
 Pure: every method takes ``now``; nothing here reads a clock or does I/O.
