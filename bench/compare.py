@@ -31,6 +31,7 @@ from bench import ROOT
 from scaler.policy import DEFAULT_POLICY, make_policy
 from simulator.cli import UsageError, parse_slice
 from simulator.dataset import Dataset, DatasetError, load_dataset
+from simulator.defaults import DEFAULT_CREATE_MS
 from simulator.platform import LatencyModel
 from simulator.replay import DEFAULT_ASSIGN_DEADLINE_S, DEFAULT_IDLE_DEADLINE_S
 from simulator.scaler_process import command_argv
@@ -67,14 +68,16 @@ class Contestant:
         return f"ours, --policy {self.policy}" if self.policy else self.command
 
 
-def contestants(ours: list[str], scalers: list[str]) -> list[Contestant]:
-    """``--ours POLICY`` (``default``: the default policy) and ``--scaler NAME=CMD``, in order."""
+def contestants(field: list[tuple[str, str]]) -> list[Contestant]:
+    """``("ours", POLICY)`` (``default``: the default policy) and ``("scaler", NAME=CMD)``
+    pairs, as the command line gave them, in its order."""
     out: list[Contestant] = []
-    for policy in ours:
-        policy = DEFAULT_POLICY if policy == "default" else policy
-        make_policy(policy)  # ValueError names the known ones
-        out.append(Contestant(policy, policy=policy))
-    for text in scalers:
+    for kind, text in field:
+        if kind == "ours":
+            policy = DEFAULT_POLICY if text == "default" else text
+            make_policy(policy)  # ValueError names the known ones
+            out.append(Contestant(policy, policy=policy))
+            continue
         name, sep, command = text.partition("=")
         if not sep or not name.strip() or not command.strip():
             raise UsageError(f"--scaler {text!r}: expected NAME=CMD")
@@ -196,11 +199,32 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("dataset", metavar="DATASET_DIR")
     p.add_argument("--slice", metavar="START:LENGTH", help="replay only this window, seconds")
-    p.add_argument("--ours", action="append", default=[], metavar="POLICY", help="repeatable")
-    p.add_argument("--scaler", action="append", default=[], metavar="NAME=CMD", help="repeatable")
+    # Both append to one list, so the contestants run in the order they were given.
+    p.add_argument(
+        "--ours",
+        action="append",
+        dest="field",
+        default=[],
+        type=lambda policy: ("ours", policy),
+        metavar="POLICY",
+        help="our scaler with this policy (default: the default one); repeatable",
+    )
+    p.add_argument(
+        "--scaler",
+        action="append",
+        dest="field",
+        type=lambda text: ("scaler", text),
+        metavar="NAME=CMD",
+        help="any scaler, started by CMD ({listen}, {port}, {platform}); repeatable",
+    )
     p.add_argument("--json", action="store_true", help="print the rows as JSON, not a table")
     p.add_argument("--speed", type=float, default=1.0, help="1 (scores compare at 1 only)")
-    p.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency (100)")
+    p.add_argument(
+        "--create-ms",
+        type=float,
+        default=DEFAULT_CREATE_MS,
+        help=f"CreateSlot latency ({DEFAULT_CREATE_MS:g}, simulator.defaults)",
+    )
     p.add_argument("--scaler-listen", default="127.0.0.1:0", help="{listen} (port 0: a free one)")
     p.add_argument("--platform-listen", default="127.0.0.1:0", help="{platform} (127.0.0.1:0)")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="wait for a scaler, s")
@@ -214,7 +238,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        field = contestants(args.ours, args.scaler)
+        field = contestants(args.field)
         dataset = load_dataset(args.dataset)
         window = parse_slice(args.slice)
         if window is not None:

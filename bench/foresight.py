@@ -56,6 +56,7 @@ import attrs
 
 from bench.policies import OUT, chosen_traces, loaded_traces, target_score, trace_loaders
 from simulator.dataset import Dataset
+from simulator.defaults import DEFAULT_CREATE_MS, DEFAULT_RPC_LATENCY_MS
 from simulator.score import (
     MB_PER_GB,
     MS_PER_S,
@@ -250,7 +251,8 @@ def foresight_bound(
 
 def reference_targets(path: Path, create_ms: float) -> dict[str, float]:
     """Issue 4's target per trace, R + 0.6 (O - R), from the reference and oracle scores a
-    ``python -m bench.policies`` run (RPC 0) left in ``path``; empty if there is none."""
+    ``python -m bench.policies`` run at the default RPC charge left in ``path``; empty if there
+    is none."""
     try:
         rows = json.loads(path.read_text())["results"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -260,7 +262,8 @@ def reference_targets(path: Path, create_ms: float) -> dict[str, float]:
         for row in rows
         if row.get("policy") == "reference"
         and row.get("createMs") == create_ms
-        and row.get("rpcLatencyMs", 0.0) == 0.0
+        and row.get("rpcLatencyMs", 0.0) == DEFAULT_RPC_LATENCY_MS
+        and not row.get("chargeCompute", False)
     }
 
 
@@ -269,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         description="The score of a scaler that cannot foresee wake-ups (module docstring)."
     )
     parser.add_argument("--traces", help="comma-separated (default: all available)")
-    parser.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency")
+    parser.add_argument(
+        "--create-ms", type=float, default=DEFAULT_CREATE_MS, help="CreateSlot latency"
+    )
     parser.add_argument(
         "--quiet",
         help="comma-separated quiet thresholds in s, 'inf' for the oracle "

@@ -7,12 +7,16 @@ the built-in synthetic workload; a trace whose files are absent is skipped with 
 
 Columns: score and its two halves (slot: 50*Eg/S, latency: 50*E/(E+L)), the oracle, the
 issue-4 target R + 0.6*(O - R) with R the reference's score in the same table, the share of
-the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall time, success rate.
+the reference-to-oracle gap the policy closed, cold starts, slot GB·s, wall time, the scaler's
+measured compute (seconds; policy decision p99 and max, ms; simulator/compute.py), success rate.
+The latency model is simulator.defaults' (CreateSlot 100 ms, the loopback RPC charge) unless
+``--create-ms`` / ``--rpc-latency-ms`` say otherwise; ``--charge-compute`` also makes the
+scaler's callers wait for its measured compute.
 
 `--ablation` adds the bench-only variants of the default (bench/variants.py): without its
-counterfactual gate, without queue-aware cold starts.
-Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, trace,
-policy), so runs with different options accumulate.
+counterfactual gate, without queue-aware cold starts, without pre-warms.
+Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, compute
+charged, trace, policy), so runs with different options accumulate.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from loguru import logger
 from bench.variants import VARIANTS
 from scaler.policy import DEFAULT_POLICY, POLICIES, Policy, make_policy
 from simulator.dataset import Dataset, load_dataset
+from simulator.defaults import DEFAULT_CREATE_MS, DEFAULT_RPC_LATENCY_MS
 from simulator.fast import run_fast
 from simulator.platform import LatencyModel
 from simulator.score import build_record, oracle_score
@@ -75,7 +80,11 @@ def trace_loaders() -> dict[str, tuple[Loader | None, str]]:
 
 
 def run_one(
-    dataset: Dataset, policy: str | Policy, create_ms: float, rpc_latency_ms: float = 0.0
+    dataset: Dataset,
+    policy: str | Policy,
+    create_ms: float = DEFAULT_CREATE_MS,
+    rpc_latency_ms: float = DEFAULT_RPC_LATENCY_MS,
+    charge_compute: bool = False,
 ) -> dict[str, Any]:
     """One fast-mode run of ``policy`` (a name, or a fresh policy object), as a flat row of
     the table."""
@@ -86,6 +95,7 @@ def run_one(
         policy,
         latency=LatencyModel(create_ms=create_ms),
         rpc_latency_ms=rpc_latency_ms,
+        charge_compute=charge_compute,
     )
     wall = time.perf_counter() - started
     record = build_record(
@@ -104,6 +114,10 @@ def run_one(
         "successRate": record["successRate"],
         "leakedSlots": record.get("leakedSlots"),
         "wallS": wall,
+        "cpuS": record["cpuTimeInSecs"],
+        "scalerCpuS": record.get("scalerCpuInSecs"),
+        "decisionP99Ms": record.get("decisionTimeP99Ms"),
+        "decisionMaxMs": record.get("decisionTimeMaxMs"),
     }
 
 
@@ -137,6 +151,9 @@ COLUMNS = (
     ("colds", "{:>7}", "coldStarts"),
     ("slot GB·s", "{:>11.0f}", "slotGBs"),
     ("wall s", "{:>6.1f}", "wallS"),
+    ("scaler s", "{:>8.1f}", "scalerCpuS"),
+    ("dec p99 ms", "{:>10.3f}", "decisionP99Ms"),
+    ("dec max ms", "{:>10.1f}", "decisionMaxMs"),
     ("ok %", "{:>7.3f}", "successRate"),
 )
 
@@ -185,16 +202,25 @@ SAMPLE = {
     "coldStarts": 0,
     "slotGBs": 0.0,
     "wallS": 0.0,
+    "scalerCpuS": 0.0,
+    "decisionP99Ms": 0.0,
+    "decisionMaxMs": 0.0,
     "successRate": 1.0,
 }
 
 
 def merge_json(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace the rows with the same (create ms, RPC ms, trace, policy) in ``path``, keep
-    the rest."""
+    """Replace the rows with the same (create ms, RPC ms, compute charged, trace, policy) in
+    ``path``, keep the rest."""
 
     def key(row: dict[str, Any]) -> tuple[Any, ...]:
-        return (row.get("createMs"), row.get("rpcLatencyMs", 0.0), row["trace"], row["policy"])
+        return (
+            row.get("createMs"),
+            row.get("rpcLatencyMs", 0.0),
+            row.get("chargeCompute", False),
+            row["trace"],
+            row["policy"],
+        )
 
     existing: list[dict[str, Any]] = []
     if path.is_file():
@@ -255,16 +281,26 @@ def loaded_traces(traces: list[str]) -> Iterator[tuple[str, Dataset]]:
 
 
 def runs(
-    traces: list[str], policies: list[str], create_ms: float, rpc_latency_ms: float
+    traces: list[str],
+    policies: list[str],
+    create_ms: float,
+    rpc_latency_ms: float,
+    charge_compute: bool = False,
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Per trace, its rows (skipping absent traces with a message on stderr)."""
     for trace, dataset in loaded_traces(traces):
         rows = []
         for policy in policies:
             print(f"{trace}: {policy} ...", file=sys.stderr, flush=True)
-            row = run_one(dataset, fresh(policy), create_ms, rpc_latency_ms)
+            row = run_one(dataset, fresh(policy), create_ms, rpc_latency_ms, charge_compute)
             rows.append(
-                {"trace": trace, "createMs": create_ms, "rpcLatencyMs": rpc_latency_ms, **row}
+                {
+                    "trace": trace,
+                    "createMs": create_ms,
+                    "rpcLatencyMs": rpc_latency_ms,
+                    "chargeCompute": charge_compute,
+                    **row,
+                }
             )
         with_targets(rows)
         yield trace, rows
@@ -276,12 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--traces", help="comma-separated (default: all available)")
     parser.add_argument("--policies", help="comma-separated (default: every registered one)")
-    parser.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency")
+    parser.add_argument(
+        "--create-ms", type=float, default=DEFAULT_CREATE_MS, help="CreateSlot latency"
+    )
     parser.add_argument(
         "--rpc-latency-ms",
         type=float,
-        default=1.0,
-        help="charge per Assign/Idle/platform RPC (default 1, the simulator's: loopback)",
+        default=DEFAULT_RPC_LATENCY_MS,
+        help=f"charge per Assign/Idle/platform RPC (default {DEFAULT_RPC_LATENCY_MS:g}, "
+        "simulator.defaults)",
+    )
+    parser.add_argument(
+        "--charge-compute",
+        action="store_true",
+        help="add the scaler's measured compute to its callers' latency (simulator.compute)",
     )
     parser.add_argument(
         "--ablation",
@@ -304,9 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
 
     everything: list[dict[str, Any]] = []
-    print(f"fast mode, CreateSlot {args.create_ms:g} ms, RPC {args.rpc_latency_ms:g} ms")
+    charged = ", compute charged" if args.charge_compute else ""
+    print(f"fast mode, CreateSlot {args.create_ms:g} ms, RPC {args.rpc_latency_ms:g} ms{charged}")
     print(header(args.markdown), flush=True)
-    for _, rows in runs(traces, policies, args.create_ms, args.rpc_latency_ms):
+    for _, rows in runs(traces, policies, args.create_ms, args.rpc_latency_ms, args.charge_compute):
         for row in rows:
             print(line(row, args.markdown), flush=True)
         everything.extend(rows)

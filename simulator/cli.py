@@ -16,14 +16,11 @@ from typing import Any, TextIO
 
 from scaler.policy import DEFAULT_POLICY
 from simulator.dataset import Dataset, DatasetError, load_dataset
+from simulator.defaults import DEFAULT_CREATE_MS, DEFAULT_RPC_LATENCY_MS
 from simulator.faults import FaultSpec, FaultSpecError
 from simulator.platform import LatencyModel
 from simulator.replay import DEFAULT_ASSIGN_DEADLINE_S, DEFAULT_IDLE_DEADLINE_S
 from simulator.score import build_record, oracle_score
-
-DEFAULT_RPC_LATENCY_MS = 1.0
-"""Fast mode's default charge per RPC: the mean loopback round trip wire mode measured against
-our scaler (docs/simulator.md, "Fast vs wire"), so that both modes score alike by default."""
 
 
 class UsageError(ValueError):
@@ -67,7 +64,12 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         "--faults", default="", metavar="SPEC", help="e.g. create_error=0.05,spike=0.01:2s"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the fault injection (default 0)")
-    p.add_argument("--create-ms", type=float, default=100.0, help="CreateSlot latency (100)")
+    p.add_argument(
+        "--create-ms",
+        type=float,
+        default=DEFAULT_CREATE_MS,
+        help=f"CreateSlot latency ({DEFAULT_CREATE_MS:g})",
+    )
     p.add_argument("--create-jitter-ms", type=float, default=0.0, help="uniform +/- jitter (0)")
     p.add_argument("--slice", metavar="START:LENGTH", help="replay only this window, seconds")
     p.add_argument("--out", metavar="FILE", help="append each record as a JSON line")
@@ -86,6 +88,12 @@ def _add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_RPC_LATENCY_MS,
         help="charge per RPC round trip (Assign, Idle, CreateSlot, Init, DestroySlot); "
         f"default {DEFAULT_RPC_LATENCY_MS:g}, measured on loopback",
+    )
+    fast.add_argument(
+        "--charge-compute",
+        action="store_true",
+        help="add the scaler's measured compute to the latency its callers see, as the wire "
+        "would (not deterministic); without it the compute is only reported",
     )
     wire = p.add_argument_group("wire mode")
     wire.add_argument("--scaler", default="127.0.0.1:9001", help="scaler address (127.0.0.1:9001)")
@@ -176,6 +184,8 @@ def _check(args: argparse.Namespace) -> FaultSpec:
         raise UsageError("--speed must be positive")
     if args.create_ms < 0 or args.create_jitter_ms < 0 or args.rpc_latency_ms < 0:
         raise UsageError("--create-ms, --create-jitter-ms and --rpc-latency-ms must be >= 0")
+    if args.mode == "wire" and args.charge_compute:
+        print("simulate: --charge-compute applies to fast mode only; ignored", file=sys.stderr)
     if args.assign_deadline <= 0 or args.idle_deadline <= 0:
         raise UsageError("--assign-deadline and --idle-deadline must be positive")
     if args.start_scaler and args.scaler_cmd:
@@ -231,7 +241,26 @@ def summary(run: Any, record: dict[str, Any], mode: str, who: str, position: str
         lines.append("  injected faults: " + ", ".join(f"{k} {n}" for k, n in injected.items()))
     if record.get("leakedSlots") is not None:
         lines.append(f"  leaked slots after the scaler stopped: {record['leakedSlots']}")
+    if record.get("decisionTimeMaxMs") is not None:
+        lines.append(compute_line(record))
     return "\n".join(lines)
+
+
+def compute_line(record: dict[str, Any]) -> str:
+    """The scaler's measured compute, in one summary line."""
+    charged = "charged" if record.get("computeCharged") else "not charged"
+    calls = (
+        f" in {record['scalerCalls']} calls (longest {record['scalerCallMaxMs']:.2f} ms)"
+        if record.get("scalerCallMaxMs") is not None
+        else f" ({record['computeSource']})"
+        if record.get("computeSource")
+        else ""
+    )
+    return (
+        f"  scaler compute ({charged}): {record['scalerCpuInSecs']:.2f} s{calls}; "
+        f"decisions p50 {record['decisionTimeP50Ms']:.4f} ms, "
+        f"p99 {record['decisionTimeP99Ms']:.4f} ms, max {record['decisionTimeMaxMs']:.2f} ms"
+    )
 
 
 class _Printer:
@@ -319,6 +348,7 @@ def _run_fast(args: argparse.Namespace, datasets: list[Dataset], faults: FaultSp
                     progress=bar,
                     timeline=timeline,
                     rpc_latency_ms=args.rpc_latency_ms,
+                    charge_compute=args.charge_compute,
                 )
             finally:
                 if bar is not None:

@@ -1,5 +1,9 @@
 """Fast mode: the real scaler (servicer, scheduler, policy, FSM) and the real platform and
 ledger, in one process on a virtual-time loop. No sockets; time jumps from event to event.
+
+The scaler's own compute is measured (``simulator.compute``): every servicer call, callback
+and policy decision of the scaler is timed and reported in the record; ``charge_compute``
+also makes the virtual clock pay it, as the wire would.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from scaler.policy import DEFAULT_POLICY, Policy, make_policy
 from scaler.scheduler import Scheduler
 from scaler.server import ScalerServicer
 from scaler.states import Journal
+from simulator.compute import ComputeMeter
 from simulator.dataset import Dataset
+from simulator.defaults import DEFAULT_RPC_LATENCY_MS
 from simulator.faults import FaultSpec
 from simulator.platform import InProcessPlatformStub, LatencyModel, PlatformService
 from simulator.replay import Progress, Replayer, ServicerTransport
@@ -45,19 +51,26 @@ async def _run(
     progress: Progress | None,
     timeline: Timeline | None,
     rpc_latency_ms: float,
+    charge_compute: bool,
 ) -> FastRun:
     loop = asyncio.get_running_loop()
+    compute = ComputeMeter(loop, charge=charge_compute)  # type: ignore[arg-type]
+    loop.compute = compute  # type: ignore[attr-defined]
     service = PlatformService(dataset.metas, latency, faults, seed)
-    platform = PlatformClient(InProcessPlatformStub(service, rpc_latency_ms / 1000.0))
+    stub = InProcessPlatformStub(service, rpc_latency_ms / 1000.0, compute)
+    platform = PlatformClient(stub)
     clock = LoopClock(loop, epoch_at_zero=dataset.start_ms / 1000.0 - loop.time())
     if isinstance(policy, str):
         policy = make_policy(policy)
-    scheduler = Scheduler(platform, policy, clock, journal)
-    scheduler.start_gc()
-    transport = ServicerTransport(ScalerServicer(scheduler), rpc_latency_ms / 1000.0)
+    scheduler = Scheduler(platform, policy, clock, journal, meter=compute.decision)
+    compute.context.run(scheduler.start_gc)  # its timers are the scaler's
+    servicer = ScalerServicer(scheduler)
+    transport = ServicerTransport(servicer, rpc_latency_ms / 1000.0, compute)
     replayer = Replayer(dataset, transport, service.ledger, progress=progress, timeline=timeline)
     totals = await replayer.run()
-    await scheduler.shutdown(grace_s=60.0, destroy_wait_s=120.0)
+    # The replay's compute; the shutdown below is not scored.
+    totals.compute = compute.figures(totals.cpu_time_s, totals.wall_time_s)
+    await compute.scaler_call(scheduler.shutdown(grace_s=60.0, destroy_wait_s=120.0))
     totals.leaked_slots = service.ledger.live_count
     return FastRun(
         totals=totals,
@@ -79,13 +92,17 @@ def run_fast(
     journal: Journal | None = None,
     progress: Progress | None = None,
     timeline: Timeline | None = None,
-    rpc_latency_ms: float = 0.0,
+    rpc_latency_ms: float = DEFAULT_RPC_LATENCY_MS,
+    charge_compute: bool = False,
 ) -> FastRun:
     """Replay ``dataset`` in virtual time against an in-process scaler running ``policy``
     (a name, or a fresh policy object for this run only: policies keep state).
 
     ``rpc_latency_ms`` charges every RPC a network round trip, as wire mode pays: the
-    replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot.
+    replayer's Assign and Idle, and the scaler's CreateSlot, Init and DestroySlot (default:
+    the one latency model of ``simulator.defaults``; 0 for a latency-free replay).
+    ``charge_compute`` adds the scaler's measured compute to the virtual clock (not
+    deterministic: it depends on the machine); by default it is only reported.
     """
     return run_virtual(
         _run(
@@ -98,5 +115,6 @@ def run_fast(
             progress,
             timeline,
             rpc_latency_ms,
+            charge_compute,
         )
     )

@@ -5,10 +5,13 @@ of the score (``totalSlotTimeInGBs``), and it is what the replayer asks to check
 (does the instance exist, is it initialised, for which function). Times are the running loop's
 ``time()`` in seconds: real in wire mode, virtual in fast mode.
 
-Decisions the contract leaves open (docs/simulator.md): a slot costs from the moment CreateSlot
-answers; Init on a slot whose memory is below the function's fails with InvalidArgument; Init
-on an initialised slot fails with InvalidArgument; Init or DestroySlot on an unknown slot answers
-NotFound; an injected Init failure leaves the slot uninitialised (the scaler must destroy it).
+Decisions the contract leaves open (docs/simulator.md): a slot costs from the CreateSlot request
+the platform accepts (the contract's "from its CreateSlot"; the create delay is paid for, as in
+the oracle) to the DestroySlot request that removes it, or the end of the run; a refused,
+throttled or failed CreateSlot creates no slot and costs nothing; Init on a slot whose memory
+is below the function's fails with InvalidArgument; Init on an initialised slot fails with
+InvalidArgument; Init or DestroySlot on an unknown slot answers NotFound; an injected Init
+failure leaves the slot uninitialised (the scaler must destroy it).
 
 Latencies (CreateSlot, Init, DestroySlot, spikes) are trace time; ``speed`` divides them when
 sleeping, so a wire-mode run at ``--speed S`` keeps them in proportion, and replies report
@@ -25,7 +28,9 @@ from typing import Any
 import attrs
 
 from scaler.wire import pb, rpc
+from simulator.compute import ComputeMeter
 from simulator.dataset import FunctionMeta
+from simulator.defaults import DEFAULT_CREATE_MS
 from simulator.faults import FaultInjector, FaultSpec
 from simulator.ids import UuidIds
 
@@ -50,8 +55,9 @@ class SlotLedger:
         self._live: dict[str, SlotRecord] = {}
         self._ids = UuidIds("slots")  # UUID-like, as the challenge's (simulator/ids.py)
 
-    def create(self, memory_mb: int, now: float) -> SlotRecord:
-        record = SlotRecord(next(self._ids), memory_mb, now)
+    def create(self, memory_mb: int, requested_at: float) -> SlotRecord:
+        """A new live slot, costing from ``requested_at`` (its accepted CreateSlot request)."""
+        record = SlotRecord(next(self._ids), memory_mb, requested_at)
         self.slots[record.id] = record
         self._live[record.id] = record
         return record
@@ -107,7 +113,7 @@ class SlotLedger:
 class LatencyModel:
     """CreateSlot latency (ms) with optional uniform jitter; Init takes the function's own."""
 
-    create_ms: float = 100.0
+    create_ms: float = DEFAULT_CREATE_MS
     jitter_ms: float = 0.0
     destroy_ms: float = 0.0
 
@@ -165,7 +171,7 @@ class PlatformService(rpc.PlatformServicer):
                 pb.CreateSlotReply, pb.InternalError, "slot creation failed (injected)"
             )
         now = self._now()
-        record = self.ledger.create(memory, now)
+        record = self.ledger.create(memory, started)
         return pb.CreateSlotReply(
             status=pb.Ok,
             slot=pb.Slot(
@@ -227,11 +233,12 @@ class PlatformService(rpc.PlatformServicer):
             return _reply_error(
                 pb.DestroySlotReply, pb.NotFound, f"slot {request.id} does not exist"
             )
+        requested = self._now()
         await self._delay(self.latency.destroy_ms / 1000.0)
         if self.faults.fails("destroy"):
             return _reply_error(pb.DestroySlotReply, pb.InternalError, "destroy failed (injected)")
         if record.destroyed_at is None:
-            self.ledger.destroy(record, self._now())
+            self.ledger.destroy(record, requested)  # its cost ends at the accepted request
         return pb.DestroySlotReply(status=pb.Ok)
 
 
@@ -239,16 +246,25 @@ class InProcessPlatformStub:
     """The Platform stub's shape over a servicer in the same loop (fast mode: no sockets).
 
     ``rpc_latency_s`` charges each call a network round trip (paid before the service sees
-    it), as a gRPC call would cost.
+    it), as a gRPC call would cost. With ``compute`` the platform's code runs outside the
+    scaler's measured compute (``simulator.compute``): it is the simulator's, not the scaler's.
     """
 
-    def __init__(self, service: PlatformService, rpc_latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        service: PlatformService,
+        rpc_latency_s: float = 0.0,
+        compute: ComputeMeter | None = None,
+    ) -> None:
         self._service = service
         self._latency = rpc_latency_s
+        self._compute = compute
 
     async def _call(self, coro: Any, timeout: float | None) -> Any:
         if self._latency:
             coro = self._with_latency(coro)
+        if self._compute is not None:
+            coro = self._compute.platform_call(coro)
         if timeout is None:
             return await coro
         return await asyncio.wait_for(coro, timeout)

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import grpc
 
 from scaler.wire import pb
+from simulator.compute import ComputeMeter
 from simulator.dataset import Dataset, FunctionMeta, Request
 from simulator.ids import UuidIds
 from simulator.platform import SlotLedger
@@ -58,25 +59,48 @@ class ScalerTransport(Protocol):
 
 
 class ServicerTransport:
-    """Calls a servicer object directly (fast mode).
+    """Calls a servicer object directly (fast mode); with ``compute``, each call runs as the
+    scaler's and is timed (``simulator.compute``).
 
     ``rpc_latency_s`` models the network and (de)serialisation of a real RPC: the whole round
     trip is paid before the servicer sees the request (one timer per call, not two, which
     keeps long replays fast; the measured latency is the same).
     """
 
-    def __init__(self, servicer: Any, rpc_latency_s: float = 0.0) -> None:
+    def __init__(
+        self, servicer: Any, rpc_latency_s: float = 0.0, compute: ComputeMeter | None = None
+    ) -> None:
         self._servicer = servicer
         self._latency = rpc_latency_s
+        self._compute = compute
 
     async def assign(self, request: Any) -> Any:
         if self._latency:
             await asyncio.sleep(self._latency)
+        return await self.assign_prepaid(request)
+
+    @property
+    def round_trip_s(self) -> float:
+        """What one call's round trip costs. The replayer may pay it with a sleep it makes
+        anyway (one timer per call less: the same latency, the same instant) and call
+        :meth:`assign_prepaid` / :meth:`idle_prepaid`."""
+        return self._latency
+
+    async def assign_prepaid(self, request: Any) -> Any:
+        """Assign, its round trip already paid by the caller."""
+        if self._compute is not None:
+            return await self._compute.scaler_call(self._servicer.Assign(request, None))
         return await self._servicer.Assign(request, None)
 
     async def idle(self, request: Any) -> Any:
         if self._latency:
             await asyncio.sleep(self._latency)
+        return await self.idle_prepaid(request)
+
+    async def idle_prepaid(self, request: Any) -> Any:
+        """Idle, its round trip already paid by the caller."""
+        if self._compute is not None:
+            return await self._compute.scaler_call(self._servicer.Idle(request, None))
         return await self._servicer.Idle(request, None)
 
 
@@ -154,6 +178,13 @@ class Replayer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen_instances: set[str] = set()
         self._metas = {k: _meta_message(m) for k, m in dataset.metas.items()}
+        self._memory_gb = {k: m.memory_mb / 1024.0 for k, m in dataset.metas.items()}
+        #: An in-process transport's round trip, paid with a sleep the replayer makes anyway:
+        #: an Assign's with the wait for its start time, an Idle's with the execution's.
+        self._prepaid_s = (
+            transport.round_trip_s / speed if isinstance(transport, ServicerTransport) else 0.0
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
         self._done = 0
         self._start = 0.0
         self.in_flight = 0
@@ -162,6 +193,7 @@ class Replayer:
     async def run(self) -> RunTotals:
         loop = asyncio.get_running_loop()
         wall = time.perf_counter()
+        cpu = time.process_time()
         requests = self.dataset.requests
         first_ms = requests[0].start_ms if requests else 0
         self._start = loop.time()
@@ -171,8 +203,9 @@ class Replayer:
         tasks = self._tasks
         step = max(1, len(requests) // 200)
         ids = self._ids
+        start = self._start + self._prepaid_s  # each Assign arrives one round trip after its start
         for index, request in enumerate(requests):
-            target = self._start + (request.start_ms - first_ms) / 1000.0 / self.speed
+            target = start + (request.start_ms - first_ms) / 1000.0 / self.speed
             if target > loop.time():
                 await self._wait_until(loop, target)
             if self._abort_reason:
@@ -195,6 +228,7 @@ class Replayer:
         t.slot_gbs = (self.ledger.slot_gbs(end) - slot_gbs_before) * self.speed
         t.live_slots = self.ledger.live_count
         t.wall_time_s = time.perf_counter() - wall
+        t.cpu_time_s = time.process_time() - cpu
         t.end_ms = (
             int(time.time() * 1000)
             if self.epoch_timestamps
@@ -283,17 +317,20 @@ class Replayer:
         loop = asyncio.get_running_loop()
         speed = self.speed
         t = self.totals
+        prepaid = self._prepaid_s
+        sent = loop.time() - prepaid  # a prepaid round trip began before this task ran
         timestamp = (
             int(time.time() * 1000)
             if self.epoch_timestamps
-            else self.totals.start_ms + int((loop.time() - self._start) * speed * 1000)
+            else self.totals.start_ms + int((sent - self._start) * speed * 1000)
         )
-        sent = loop.time()
-        reply = await self.transport.assign(
-            pb.AssignRequest(
-                request_id=request_id, timestamp=timestamp, meta_data=self._metas[request.key]
-            )
+        assign_request = pb.AssignRequest(
+            request_id=request_id, timestamp=timestamp, meta_data=self._metas[request.key]
         )
+        if prepaid:
+            reply = await self.transport.assign_prepaid(assign_request)  # type: ignore[attr-defined]
+        else:
+            reply = await self.transport.assign(assign_request)
         latency = (loop.time() - sent) * speed
         t.schedule_s += latency
         t.assign_latencies_ms.append(latency * 1000.0)
@@ -314,27 +351,29 @@ class Replayer:
                 self.timeline.cold_start(request.key, (loop.time() - self._start) * speed)
         self._running[instance_id] = request_id
         try:
-            await asyncio.sleep(request.duration_ms / 1000.0 / speed)
+            await asyncio.sleep(request.duration_ms / 1000.0 / speed + prepaid)
         finally:
             del self._running[instance_id]
-        meta = self.dataset.metas[request.key]
         seconds = request.duration_ms / 1000.0
         t.execution_s += seconds
-        t.execution_gbs += seconds * meta.memory_mb / 1024.0
+        t.execution_gbs += seconds * self._memory_gb[request.key]
         failed = request.status_code != 200
         result = pb.Result(status_code=request.status_code, duration_in_ms=request.duration_ms)
         if failed:
             result.need_destroy = True
             result.reason = f"status code {request.status_code}"
-        sent = loop.time()
-        idle = await self.transport.idle(
-            pb.IdleRequest(
-                assigment=pb.Assignment(
-                    request_id=request_id, meta_key=request.key, instance_id=instance_id
-                ),
-                result=result,
-            )
+        idle_request = pb.IdleRequest(
+            assigment=pb.Assignment(
+                request_id=request_id, meta_key=request.key, instance_id=instance_id
+            ),
+            result=result,
         )
+        if prepaid:  # the round trip was paid with the sleep above
+            sent = loop.time() - prepaid
+            idle = await self.transport.idle_prepaid(idle_request)  # type: ignore[attr-defined]
+        else:
+            sent = loop.time()
+            idle = await self.transport.idle(idle_request)
         idle_latency = (loop.time() - sent) * speed
         t.idle_s += idle_latency
         t.idle_latencies_ms.append(idle_latency * 1000.0)

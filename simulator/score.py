@@ -18,12 +18,10 @@ from typing import Any
 import attrs
 
 from simulator.dataset import Dataset
+from simulator.defaults import DEFAULT_CREATE_MS
 
 SUCCESS_GATE = 0.9995
 """Minimum success rate; exactly 99.95% passes, anything below scores 0."""
-
-DEFAULT_CREATE_MS = 100.0
-"""CreateSlot latency reported for the challenge simulator."""
 
 MS_PER_S = 1000.0
 MB_PER_GB = 1024.0
@@ -50,6 +48,10 @@ class RunTotals:
     assign_latencies_ms: list[float] = attrs.Factory(list)
     idle_latencies_ms: list[float] = attrs.Factory(list)
     wall_time_s: float = 0.0
+    #: CPU time of this process during the replay (beside wall time: how shared the machine was).
+    cpu_time_s: float = 0.0
+    #: Fast mode's measured compute of the scaler (``ComputeMeter.figures``), if measured.
+    compute: dict[str, Any] | None = None
     leaked_slots: int | None = None
     start_ms: int = 0
     end_ms: int = 0
@@ -206,7 +208,8 @@ def build_record(
     ``successRate`` is a fraction in 0..1. ``startTime``/``endTime`` are the run's epoch ms.
     ``scoreSlotHalf``/``scoreLatencyHalf`` are the halves before the success gate, so a run
     that failed the gate still shows where it stood. Percentiles and oracle values are None
-    when unknown.
+    when unknown. Last come the replay's CPU time and, when measured, the scaler's compute
+    (``simulator.compute``, or our scaler's metrics in wire mode).
     """
     rate = totals.success_rate
     slot_half, latency_half = score_halves(
@@ -252,4 +255,7 @@ def build_record(
         record["leakedSlots"] = totals.leaked_slots
     record["scoreSlotHalf"] = slot_half
     record["scoreLatencyHalf"] = latency_half
+    record["cpuTimeInSecs"] = totals.cpu_time_s
+    if totals.compute is not None:
+        record.update(totals.compute)
     return record

@@ -47,6 +47,8 @@ from simulator.replay import (
 )
 from simulator.scaler_process import ScalerProcess, child_env, command_argv, our_scaler_argv
 from simulator.score import RunTotals, build_record
+from simulator.scrape import figures as compute_figures
+from simulator.scrape import scrape
 from simulator.stats_http import StatsServer, split_address
 from simulator.timeline import Timeline
 
@@ -137,6 +139,8 @@ class WireSimulator:
         self.aborted = ""
         self._server: grpc.aio.Server | None = None
         self._process: ScalerProcess | None = None
+        #: The metrics port of our scaler when we started it (0: none; its compute is unknown).
+        self._metrics_port = 0
         self._replayer: Replayer | None = None
         self._dataset: Dataset | None = None
         self._position = (0, 0)
@@ -257,6 +261,7 @@ class WireSimulator:
             timeline=Timeline.for_dataset(dataset) if timelines else None,
         )
         self._dataset, self._replayer = dataset, replayer
+        before = await scrape(self._metrics_port) if self._metrics_port else None
         running = asyncio.ensure_future(replayer.run())
         ticker = asyncio.ensure_future(self._tick(replayer, bar)) if bar else None
         died = asyncio.ensure_future(self._process.wait()) if self._process else None
@@ -267,6 +272,9 @@ class WireSimulator:
                     self.aborted = f"scaler exited with status {died.result()}"
                     replayer.abort(self.aborted)
             totals = await running
+            after = await scrape(self._metrics_port) if before is not None else None
+            if before is not None and after is not None:
+                totals.compute = compute_figures(before, after)
         finally:
             for task in (running, ticker, died):
                 if task is not None and not task.done():
@@ -339,6 +347,8 @@ class WireSimulator:
             argv = our_scaler_argv(
                 self.scaler_address, self.platform_address, o.policy, o.transition_log
             )
+            self._metrics_port = _free_port("127.0.0.1")  # its compute, read around each dataset
+            argv += ["--metrics-port", str(self._metrics_port)]
             env = child_env([str(ROOT / "src"), str(ROOT)])
             process = ScalerProcess(argv, env=env, cwd=ROOT, log_path=o.scaler_log, keep_log=False)
         try:

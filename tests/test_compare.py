@@ -50,3 +50,21 @@ def test_compare_our_scaler_with_the_tiny_one(tmp_path: Path) -> None:
     text = table(rows)
     assert text.splitlines()[0].startswith("contestant") and len(text.splitlines()) == 3
     assert "compare: [2/2] tiny" in result.stderr
+
+
+def test_contestants_run_in_command_line_order_and_bad_ones_are_refused() -> None:
+    from bench.compare import contestants, parse
+    from scaler.policy import DEFAULT_POLICY
+    from simulator.cli import UsageError
+
+    args = parse(["d", "--scaler", "t=./t --listen {listen}", "--ours", "default", "--ours", "x"])
+    with pytest.raises(ValueError):  # no policy "x"
+        contestants(args.field)
+    args = parse(["d", "--scaler", "t=./t --listen {listen}", "--ours", "default"])
+    assert [(c.name, c.policy, c.command) for c in contestants(args.field)] == [
+        ("t", "", "./t --listen {listen}"),
+        (DEFAULT_POLICY, DEFAULT_POLICY, ""),
+    ]
+    for bad in (["--scaler", "no-equals"], ["--scaler", "a=x", "--scaler", "a=y"], []):
+        with pytest.raises(UsageError):
+            contestants(parse(["d", *bad]).field)

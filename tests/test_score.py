@@ -51,6 +51,8 @@ EXTRA_KEYS = [
     "oracleSlotTimeInGBs",
 ]
 HALF_KEYS = ["scoreSlotHalf", "scoreLatencyHalf"]
+#: After the halves: the replay's CPU time (then the scaler's compute, when measured).
+TAIL_KEYS = [*HALF_KEYS, "cpuTimeInSecs"]
 
 REAL_SCORE = 42.363082720492955
 
@@ -108,7 +110,7 @@ def test_real_record_via_build_record() -> None:
         record_id=3,
         oracle={"oracleScore": 88.0, "oracleSlotTimeInGBs": 1.0},
     )
-    assert list(record) == OFFICIAL_KEYS + EXTRA_KEYS + HALF_KEYS
+    assert list(record) == OFFICIAL_KEYS + EXTRA_KEYS + TAIL_KEYS
     assert record["score"] == pytest.approx(REAL_SCORE, rel=1e-12)
     assert record["id"] == 3
     assert record["requestFilePath"] == "/d/requests"
@@ -131,7 +133,7 @@ def test_real_record_via_build_record() -> None:
 
 def test_record_leaked_slots_only_when_known() -> None:
     record = build_record(tiny_dataset([], []), real_totals(leaked_slots=2), record_id="x")
-    assert list(record) == OFFICIAL_KEYS + EXTRA_KEYS + ["leakedSlots"] + HALF_KEYS
+    assert list(record) == OFFICIAL_KEYS + EXTRA_KEYS + ["leakedSlots"] + TAIL_KEYS
     assert record["leakedSlots"] == 2
     assert record["oracleScore"] is None
     assert record["oracleSlotTimeInGBs"] is None

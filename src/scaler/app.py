@@ -91,6 +91,7 @@ class ScalerApp:
         self.metrics: Metrics | None = None
         if settings.metrics_port:
             self.metrics = Metrics(self.scheduler, self.platform)
+            self.scheduler.decide.meter = self.metrics.decision  # time every policy call
         observe = self.metrics.observe if self.metrics else None
         rpc.add_ScalerServicer_to_server(ScalerServicer(self.scheduler, observe), self.server)
         self.port = 0

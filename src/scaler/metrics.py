@@ -2,7 +2,9 @@
 
 Instance counts come straight from the pools' FSM-maintained indexes when Prometheus scrapes,
 so the metrics keep no copy of any state. Only the RPC latency histograms are observed as
-requests are served (at the servicer, the edge).
+requests are served (at the servicer, the edge), and the policy's decision times as it decides
+(the scheduler's ``GuardedPolicy`` meter): with the process' CPU seconds they are the scaler's
+compute, which the simulator's wire mode reads back (``simulator/scrape.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -22,6 +30,11 @@ if TYPE_CHECKING:
 
 #: RPC latency buckets (seconds): sub-millisecond warm hits up to multi-second cold starts.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+#: Policy decision buckets (seconds): a microsecond lookup up to a 0.5 s re-plan.
+DECISION_BUCKETS = (
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+    0.1, 0.2, 0.5, 1.0,
+)  # fmt: skip
 
 
 class SchedulerCollector(Collector):
@@ -100,9 +113,29 @@ class Metrics:
         )
         self._assign = self.latency.labels("Assign")
         self._idle = self.latency.labels("Idle")
+        self.decisions = Histogram(
+            "scaler_policy_decision_seconds",
+            "Time of each policy call (monotonic perf counter)",
+            buckets=DECISION_BUCKETS,
+            registry=self.registry,
+        )
+        self.longest_decision = Gauge(
+            "scaler_policy_decision_max_seconds",
+            "Longest policy call since the scaler started",
+            registry=self.registry,
+        )
+        self._longest = 0.0
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total and memory
 
     def observe(self, rpc: str, seconds: float) -> None:
         (self._assign if rpc == "Assign" else self._idle).observe(seconds)
+
+    def decision(self, name: str, seconds: float) -> None:
+        """The scheduler's policy meter (``GuardedPolicy``): one decision took ``seconds``."""
+        self.decisions.observe(seconds)
+        if seconds > self._longest:
+            self._longest = seconds
+            self.longest_decision.set(seconds)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` from a daemon thread."""

@@ -24,6 +24,7 @@ class Pool:
 
     def __init__(self, spec: FunctionSpec, waiting: dict[str, Waiter]) -> None:
         self.spec = spec
+        self.key = spec.key
         self.instances: dict[str, Instance] = {}
         self.waiters = WaitQueue(waiting)
         self.counts: dict[str, int] = dict.fromkeys(STATES, 0)
@@ -32,10 +33,6 @@ class Pool:
         self._deadlines: list[tuple[float, int, Instance, float]] = []
         self._seq = itertools.count()
         self.last_activity = 0.0
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
 
     # -- the index, updated by Registry.on_transition only -------------------------------------
     def _update(self, instance: Instance, source: str, dest: str) -> None:
@@ -145,7 +142,7 @@ class Registry:
             self.serving[request] = instance  # type: ignore[index]
         elif source == BUSY:
             del self.serving[request]  # type: ignore[arg-type]
-        self.in_use += _in_use(dest) - _in_use(source)
+        self.in_use += (dest in _IN_USE) - (source in _IN_USE)
 
     def on_entered(self, instance: Instance, source: str, dest: str) -> None:
         if self.effects is not None:
@@ -182,5 +179,9 @@ class Registry:
         }
 
 
+#: States an instance is in use in: busy, or on its way to serving.
+_IN_USE = STARTING_STATES | {BUSY}
+
+
 def _in_use(state: str) -> int:
-    return 1 if state == BUSY or state in STARTING_STATES else 0
+    return 1 if state in _IN_USE else 0

@@ -44,26 +44,32 @@ class GuardedPolicy:
         self._logged: set[str] = set()
 
     def _call(self, name: str, key: str, fallback: Any, *args: Any) -> Any:
-        method = getattr(self.policy, name)
         meter = self.meter
-        started = time.perf_counter() if meter is not None else 0.0
+        if meter is None:
+            try:
+                return getattr(self.policy, name)(*args)
+            except Exception:
+                return self._failed(name, key, fallback)
+        started = time.perf_counter()
         try:
-            return method(*args)
+            return getattr(self.policy, name)(*args)
         except Exception:
-            self.errors[name] += 1
-            if key not in self._logged and len(self._logged) < _LOGGED_LIMIT:
-                self._logged.add(key)
-                logger.exception(
-                    "policy {} failed in {} for function {}; falling back (logged once per "
-                    "function)",
-                    self.policy.name,
-                    name,
-                    key,
-                )
-            return fallback
+            return self._failed(name, key, fallback)
         finally:
-            if meter is not None:
-                meter(name, time.perf_counter() - started)
+            meter(name, time.perf_counter() - started)
+
+    def _failed(self, name: str, key: str, fallback: Any) -> Any:
+        """Count the exception being handled, log it once per function, answer ``fallback``."""
+        self.errors[name] += 1
+        if key not in self._logged and len(self._logged) < _LOGGED_LIMIT:
+            self._logged.add(key)
+            logger.exception(
+                "policy {} failed in {} for function {}; falling back (logged once per function)",
+                self.policy.name,
+                name,
+                key,
+            )
+        return fallback
 
     # -- observations --------------------------------------------------------------------------
     def observe_arrival(self, pool: Pool, now: float) -> None:

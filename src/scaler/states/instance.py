@@ -202,23 +202,27 @@ class Instance:
     # -- the one callback -----------------------------------------------------------------------
     def _after_transition(self, event_data: EventData) -> None:
         kwargs = event_data.kwargs
-        source = event_data.transition.source
-        dest = event_data.transition.dest
+        transition = event_data.transition
+        source = transition.source
+        dest = transition.dest
         request = self.for_request if source == INITIAL_STATE else self.request_id
         if dest == BUSY:
             request = self.request_id = kwargs["request"]
             self.served += 1
         elif source == BUSY:
             self.request_id = None
-        self.keep_until = kwargs.get("keep_until", math.inf) if dest == IDLE else math.inf
-        slot_id = kwargs.get("slot_id")
-        if slot_id:
-            self.slot_id = slot_id
-        if "create_ms" in kwargs:
-            self.create_ms = kwargs["create_ms"]
-        if "init_ms" in kwargs:
-            self.init_ms = kwargs["init_ms"]
-        reason = kwargs.get("reason", "")
+        reason = kwargs["reason"]
+        if len(kwargs) > 1:  # data beside the reason (fire always passes one)
+            self.keep_until = kwargs.get("keep_until", math.inf) if dest == IDLE else math.inf
+            slot_id = kwargs.get("slot_id")
+            if slot_id:
+                self.slot_id = slot_id
+            if "create_ms" in kwargs:
+                self.create_ms = kwargs["create_ms"]
+            if "init_ms" in kwargs:
+                self.init_ms = kwargs["init_ms"]
+        else:
+            self.keep_until = math.inf
         if dest == DELETING and source != DELETING:
             self.cause = reason
         now = self._clock.now()
