@@ -27,6 +27,7 @@ from loguru import logger
 from bench.policies import ROOT, fresh, run_one, trace_loaders
 from scaler.policy import DEFAULT_POLICY
 from simulator.dataset import Dataset
+from simulator.defaults import DEFAULT_RPC_LATENCY_MS
 
 #: Length of one window (seconds): the issue's 20 minutes.
 WINDOW_S = 1200.0
@@ -34,8 +35,6 @@ WINDOW_S = 1200.0
 WINDOWS_PER_TRACE = 6
 #: The issue-16 bound: the default may trail the reference by at most this in any window.
 WORST_ALLOWED = -0.5
-#: RPC charge of the default latency model (the simulator CLI's, measured on loopback).
-RPC_MS = 1.0
 OUT = ROOT / "bench-out" / "windows.json"
 
 
@@ -56,11 +55,13 @@ def window_starts(duration_s: float, count: int = WINDOWS_PER_TRACE) -> list[flo
     return [round(room * i / (count - 1)) for i in range(count)]
 
 
-def _one(trace: str, start: float | None, policy: str, create_ms: float, rpc_ms: float) -> dict:
+def _one(
+    trace: str, start: float | None, policy: str, create_ms: float, rpc_ms: float, charge: bool
+) -> dict:
     dataset = _trace(trace)
     if start is not None:
         dataset = dataset.slice(start, WINDOW_S)
-    row = run_one(dataset, fresh(policy), create_ms, rpc_ms)
+    row = run_one(dataset, fresh(policy), create_ms, rpc_ms, charge)
     return {"trace": trace, "start": start, "createMs": create_ms, **row}
 
 
@@ -71,7 +72,12 @@ def _init_worker() -> None:
 
 
 def measure(
-    traces: list[str], policies: list[str], creates: list[float], rpc_ms: float, jobs: int
+    traces: list[str],
+    policies: list[str],
+    creates: list[float],
+    rpc_ms: float,
+    jobs: int,
+    charge_compute: bool = False,
 ) -> list[dict[str, Any]]:
     """Every (trace, window or full trace, policy, CreateSlot) run, as rows."""
     tasks = []
@@ -80,7 +86,7 @@ def measure(
         for start in [None, *window_starts(duration)]:
             for create_ms in creates:
                 for policy in policies:
-                    tasks.append((trace, start, policy, create_ms, rpc_ms))
+                    tasks.append((trace, start, policy, create_ms, rpc_ms, charge_compute))
     with ProcessPoolExecutor(jobs, initializer=_init_worker) as pool:
         futures = [pool.submit(_one, *task) for task in tasks]
         rows = []
@@ -176,8 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces", help="comma-separated (default: every available)")
     parser.add_argument("--policy", default=DEFAULT_POLICY, help="the policy against reference")
     parser.add_argument("--create-ms", default="100,500", help="comma-separated (100,500)")
-    parser.add_argument("--rpc-latency-ms", type=float, default=RPC_MS, help=f"({RPC_MS:g})")
+    parser.add_argument(
+        "--rpc-latency-ms",
+        type=float,
+        default=DEFAULT_RPC_LATENCY_MS,
+        help=f"({DEFAULT_RPC_LATENCY_MS:g}, simulator.defaults)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (2)")
+    parser.add_argument(
+        "--charge-compute",
+        action="store_true",
+        help="add the scaler's measured compute to its callers' latency (simulator.compute)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON rows (default {OUT})")
     args = parser.parse_args(argv)
     loaders = trace_loaders()
@@ -191,11 +207,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             present.append(trace)
     creates = [float(c) for c in args.create_ms.split(",")]
-    rows = measure(present, ["reference", args.policy], creates, args.rpc_latency_ms, args.jobs)
+    rows = measure(
+        present,
+        ["reference", args.policy],
+        creates,
+        args.rpc_latency_ms,
+        args.jobs,
+        args.charge_compute,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"results": rows}, indent=1) + "\n")
     windows, ok = windows_table(rows, args.policy)
-    print(f"\nWindows from a cold start, {WINDOW_S / 60:g} min, RPC {args.rpc_latency_ms:g} ms")
+    charged = ", compute charged" if args.charge_compute else ""
+    print(
+        f"\nWindows from a cold start, {WINDOW_S / 60:g} min, RPC {args.rpc_latency_ms:g} ms"
+        + charged
+    )
     print(windows)
     print(f"\nFull traces, RPC {args.rpc_latency_ms:g} ms")
     print(full_table(rows, args.policy))
