@@ -34,6 +34,7 @@ run: build
 
 bench: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.policies
+	PYTHONPATH=src:. nice -n 5 $(BIN)/python -m bench.windows
 
 bench-foresight: build
 	PYTHONPATH=src:. $(BIN)/python -m bench.foresight

@@ -13,11 +13,8 @@ The latency model is simulator.defaults' (CreateSlot 100 ms, the loopback RPC ch
 ``--create-ms`` / ``--rpc-latency-ms`` say otherwise; ``--charge-compute`` also makes the
 scaler's callers wait for its measured compute.
 
-`--ablation` runs the default policy with each of its components switched off in turn;
-`--rate-sweep` runs it with its exchange rate fixed at each grid point (`adaptive@RATE`): the
-best of these is what a rate chosen once, in hindsight, for the whole run gets from these plans;
-`--hindsight` runs them with every function's gaps known from the start as well
-(`hindsight@RATE`, bench/hindsight.py): a reference point for these plans on the trace.
+`--ablation` adds the bench-only variants of the default (bench/variants.py): without its
+counterfactual gate, without queue-aware cold starts, without pre-warms.
 Results are also merged into bench-out/policies.json, keyed by (create ms, RPC ms, compute
 charged, trace, policy), so runs with different options accumulate.
 
@@ -40,17 +37,8 @@ from typing import Any
 
 from loguru import logger
 
-from bench.hindsight import hindsight_name, hindsight_policy, is_hindsight, whole_run_gaps
-from scaler.policy import (
-    DEFAULT_POLICY,
-    POLICIES,
-    Components,
-    Policy,
-    ablation_name,
-    make_policy,
-    rate_name,
-)
-from scaler.policy.adaptive import KAPPA_GRID
+from bench.variants import VARIANTS
+from scaler.policy import DEFAULT_POLICY, POLICIES, Policy, make_policy
 from simulator.dataset import Dataset, load_dataset
 from simulator.defaults import DEFAULT_CREATE_MS, DEFAULT_RPC_LATENCY_MS
 from simulator.fast import run_fast
@@ -62,7 +50,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT.parent / "shared" / "traces"
 OUT = ROOT / "bench-out" / "policies.json"
 CELLS = ROOT / "bench-out" / "policies-cells"
-AZURE_WINDOW = (480, 240)  # start minute, minutes: 08:00-12:00 of the trace's day
+#: Azure 2019 windows imported on the fly: name -> (start minute, minutes) of the trace's day.
+AZURE_WINDOWS = {
+    "azure2019-4h": (480, 240),  # 08:00-12:00, the window tuned on before issue 16
+    "azure2019-00h": (0, 240),  # 00:00-04:00
+    "azure2019-16h": (960, 240),  # 16:00-20:00
+}
 
 #: Trace name -> what loads it (None when its files are absent, with the reason).
 Loader = Callable[[], Dataset]
@@ -78,16 +71,17 @@ def trace_loaders() -> dict[str, tuple[Loader | None, str]]:
         else:
             out[name] = (None, f"{folder} is absent")
     azure = TRACES / "azure2019-200"
-    if azure.is_dir():
+    for name, (start, minutes) in AZURE_WINDOWS.items():
+        if not azure.is_dir():
+            out[name] = (None, f"{azure} is absent")
+            continue
 
-        def load_azure() -> Dataset:
+        def load_azure(start: int = start, minutes: int = minutes) -> Dataset:
             from simulator.importers.azure2019 import import_azure2019
 
-            return import_azure2019(azure, start_minute=AZURE_WINDOW[0], minutes=AZURE_WINDOW[1])
+            return import_azure2019(azure, start_minute=start, minutes=minutes)
 
-        out["azure2019-4h"] = (load_azure, "")
-    else:
-        out["azure2019-4h"] = (None, f"{azure} is absent")
+        out[name] = (load_azure, "")
     out["builtin"] = (generate_workload, "")
     return out
 
@@ -264,29 +258,21 @@ def chosen_traces(names: str | None, known: list[str]) -> list[str]:
     return traces
 
 
-def chosen_policies(
-    names: str | None, *, ablation: bool, rate_sweep: bool, hindsight: bool = False
-) -> list[str]:
-    """The policies to run: ``names`` (default: every registered one), or the ablation's, the
-    rate sweep's or the hindsight sweep's list (the reference first, for the targets).
-    ValueError on a bad name."""
-    if ablation + rate_sweep + hindsight > 1:
-        raise ValueError("--ablation, --rate-sweep and --hindsight are separate runs: pick one")
-    grid = range(len(KAPPA_GRID))
+def chosen_policies(names: str | None, *, ablation: bool) -> list[str]:
+    """The policies to run: ``names`` (default: every registered one), or the ablation's
+    list (the reference first, for the targets). ValueError on a bad name."""
     if ablation:
-        policies = ["reference", DEFAULT_POLICY] + [ablation_name(c) for c in Components.names()]
-    elif rate_sweep:
-        policies = ["reference", DEFAULT_POLICY] + [rate_name(i) for i in grid]
-    elif hindsight:
-        policies = ["reference", DEFAULT_POLICY] + [hindsight_name(i) for i in grid]
-    else:
-        policies = selected(names, list(POLICIES))
+        return ["reference", DEFAULT_POLICY, *VARIANTS]
+    policies = selected(names, list(POLICIES))
     for policy in policies:
-        if is_hindsight(policy):
-            hindsight_policy(policy, {})
-        else:
-            make_policy(policy)
+        fresh(policy)
     return policies
+
+
+def fresh(name: str) -> Policy:
+    """A fresh policy by name: a registered one, or a bench-only variant."""
+    variant = VARIANTS.get(name)
+    return variant() if variant is not None else make_policy(name)
 
 
 def _present(traces: list[str]) -> Iterator[tuple[str, Loader]]:
@@ -317,12 +303,10 @@ def runs(
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Per trace, its rows (skipping absent traces with a message on stderr)."""
     for trace, dataset in loaded_traces(traces):
-        gaps = whole_run_gaps(dataset) if any(is_hindsight(p) for p in policies) else {}
         rows = []
         for policy in policies:
             print(f"{trace}: {policy} ...", file=sys.stderr, flush=True)
-            chosen = hindsight_policy(policy, gaps) if is_hindsight(policy) else policy
-            row = run_one(dataset, chosen, create_ms, rpc_latency_ms, charge_compute)
+            row = run_one(dataset, fresh(policy), create_ms, rpc_latency_ms, charge_compute)
             rows.append(
                 {
                     "trace": trace,
@@ -360,17 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ablation",
         action="store_true",
-        help="the default policy, then with each component flipped (reference kept for targets)",
-    )
-    parser.add_argument(
-        "--rate-sweep",
-        action="store_true",
-        help="the default policy, then at each fixed exchange rate (reference kept for targets)",
-    )
-    parser.add_argument(
-        "--hindsight",
-        action="store_true",
-        help="the default policy's plans from the whole run's gaps, at each fixed rate",
+        help="the default policy and its bench-only variants (reference kept for targets)",
     )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT})")
@@ -392,12 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     try:
-        policies = chosen_policies(
-            args.policies,
-            ablation=args.ablation,
-            rate_sweep=args.rate_sweep,
-            hindsight=args.hindsight,
-        )
+        policies = chosen_policies(args.policies, ablation=args.ablation)
     except ValueError as err:
         parser.error(str(err))
 

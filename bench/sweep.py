@@ -54,16 +54,12 @@ def run_cell(
     """One cell of the grid, in this process (what a Ray task runs)."""
     from loguru import logger
 
-    from bench.hindsight import hindsight_policy, is_hindsight, whole_run_gaps
-    from bench.policies import run_one
+    from bench.policies import fresh, run_one
 
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
     dataset = load_cached(source)
-    chosen: Any = policy
-    if is_hindsight(policy):
-        chosen = hindsight_policy(policy, whole_run_gaps(dataset))
-    row = run_one(dataset, chosen, create_ms, rpc_latency_ms, charge_compute)
+    row = run_one(dataset, fresh(policy), create_ms, rpc_latency_ms, charge_compute)
     return {
         "trace": trace,
         "createMs": create_ms,

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import foresight
+from bench.policies import fresh
 from simulator.dataset import Dataset, FunctionMeta, Request
 from simulator.fast import run_fast
 from simulator.platform import LatencyModel
@@ -288,13 +289,13 @@ def bursty_trace(seed: int, overlapping: bool) -> Dataset:
 
 
 #: Policies that start an instance only for a request that waits, never during a quiet.
-ON_DEMAND = ("reference", "adaptive-without-prewarm")
+ON_DEMAND = ("reference", "adaptive-no-prewarm")
 
 
 def on_demand_scores(ds: Dataset, create_ms: float) -> list[float]:
     scores = []
     for policy in ON_DEMAND:
-        run = run_fast(ds, policy, latency=LatencyModel(create_ms=create_ms))
+        run = run_fast(ds, fresh(policy), latency=LatencyModel(create_ms=create_ms))
         record = build_record(ds, run.totals, record_id=policy)
         assert record["successRate"] == 1.0
         scores.append(record["score"])

@@ -38,7 +38,8 @@ def _prewarms(clock: type[LoopClock], monkeypatch: pytest.MonkeyPatch) -> int:
     records: list[TransitionRecord] = []
     journal = Journal()
     journal.attach(records.append)
-    dataset = generate_workload(seed=3, duration_s=600, functions=10)
+    # 20 minutes: the default pre-warms a function only once its record shows it pays.
+    dataset = generate_workload(seed=3, duration_s=1200, functions=10)
     run = fast.run_fast(dataset, "adaptive", journal=journal)
     assert run.totals.leaked_slots == 0
     return sum(1 for r in records if r.event == "create" and r.reason.startswith("pre-warm"))

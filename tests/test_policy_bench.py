@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import policies as bench
+from bench import windows
 from simulator.workload import generate_workload
 
 
@@ -45,17 +46,24 @@ def test_absent_traces_are_skipped_with_a_message(
     assert "skipping dataSet_1" in capsys.readouterr().err
 
 
-def test_policy_lists_for_the_ablation_and_the_rate_sweep() -> None:
-    sweep = bench.chosen_policies(None, ablation=False, rate_sweep=True)
-    assert sweep[:2] == ["reference", "adaptive"] and len(sweep) == 2 + 9
-    assert "adaptive@0.05" in sweep and "adaptive@0.0002" in sweep
-    ablation = bench.chosen_policies(None, ablation=True, rate_sweep=False)
-    assert "adaptive-without-prewarm" in ablation
-    assert bench.chosen_policies("reference, adaptive@0.2", ablation=False, rate_sweep=False) == [
+def test_policy_lists_for_the_ablation() -> None:
+    ablation = bench.chosen_policies(None, ablation=True)
+    assert ablation[:4] == [
         "reference",
-        "adaptive@0.2",
+        "adaptive",
+        "adaptive-ungated",
+        "adaptive-not-queue-aware",
     ]
-    with pytest.raises(ValueError, match="pick one"):
-        bench.chosen_policies(None, ablation=True, rate_sweep=True)
-    with pytest.raises(ValueError, match="not within a factor"):
-        bench.chosen_policies("adaptive@0.1", ablation=False, rate_sweep=False)
+    variant = bench.fresh("adaptive-ungated")
+    assert variant.name == "adaptive-ungated" and not variant.gated  # type: ignore[attr-defined]
+    assert bench.chosen_policies("reference, hybrid", ablation=False) == ["reference", "hybrid"]
+    with pytest.raises(ValueError, match="unknown policy"):
+        bench.chosen_policies("adaptive@0.1", ablation=False)
+
+
+def test_window_starts_are_spread_over_the_trace() -> None:
+    assert windows.window_starts(7200.0) == [0, 1200, 2400, 3600, 4800, 6000]
+    assert windows.window_starts(600.0) == [0.0]  # shorter than a window: the whole trace
+    assert windows.full_target("dataSet_1", 100.0, 50.0, 60.0) == 53.0
+    assert windows.full_target("dataSet_1", 500.0, 50.0, 60.0) == 51.0
+    assert windows.full_target("azure2019-4h", 100.0, 50.0, 60.0) == pytest.approx(58.0)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from scaler.policy.adaptive import FunctionState
 from scaler.policy.hybrid import HybridHistogramPolicy, HybridSettings, percentile
-from scaler.policy.planned import FunctionState
 from scaler.policy.windows import WindowPlan
 
 
 def state(gaps: list[float], cold_s: float = 0.2) -> FunctionState:
-    fn = FunctionState("fn", 256, 4 * 3600.0, 1024, 0.0)
+    fn = FunctionState(256, 0.0)
     fn.cold.add(cold_s)
     for i, gap in enumerate(gaps):
         at = 100_000.0 * i
-        fn.gaps.release(at)
+        fn.gaps.release(at, WindowPlan(keep_s=600.0))
         fn.gaps.arrival(at + gap)
     return fn
 
@@ -34,7 +34,10 @@ def state(gaps: list[float], cold_s: float = 0.2) -> FunctionState:
     ],
 )
 def test_windows_from_percentiles(gaps: list[float], expected: WindowPlan) -> None:
-    plan = HybridHistogramPolicy().window(state(gaps), 0.0)
+    policy = HybridHistogramPolicy()
+    fn = state(gaps)
+    policy.replan(fn)  # in the expiry pass
+    plan = policy.window(fn)
     assert plan.keep_s == pytest.approx(expected.keep_s)
     assert plan.warm_from_s == pytest.approx(expected.warm_from_s)
     assert plan.warm_until_s == pytest.approx(expected.warm_until_s)
@@ -42,7 +45,9 @@ def test_windows_from_percentiles(gaps: list[float], expected: WindowPlan) -> No
 
 def test_mostly_out_of_range_idle_times_fall_back() -> None:
     policy = HybridHistogramPolicy(HybridSettings(histogram_range_s=100.0))
-    assert policy.window(state([500.0] * 20), 0.0) == WindowPlan(keep_s=600.0)
+    fn = state([500.0] * 20)
+    policy.replan(fn)
+    assert policy.window(fn) == WindowPlan(keep_s=600.0)
 
 
 def test_percentile_nearest_rank() -> None:

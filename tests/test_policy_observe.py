@@ -1,4 +1,4 @@
-"""What the planned policies learn: release-to-reuse gaps, running prices."""
+"""What the default policy learns: release-to-reuse gaps, running means, the score's prices."""
 
 from __future__ import annotations
 
@@ -6,64 +6,58 @@ import math
 
 import pytest
 
-from scaler.policy.observe import Arrival, Ewma, GapTracker
+from scaler.policy.observe import Ewma, GapTracker, Prices
+from scaler.policy.windows import WindowPlan
+
+PLAN = WindowPlan(keep_s=1.0)
 
 
 def test_an_arrival_reuses_the_latest_release() -> None:
     gaps = GapTracker()
-    gaps.release(0.0)
-    gaps.release(1.0)
-    gaps.arrival(1.5)  # takes the release at 1.0
-    gaps.arrival(2.0)  # then the one at 0.0
+    first = gaps.release(0.0, PLAN)
+    second = gaps.release(1.0, PLAN)
+    assert gaps.arrival(1.5) is second  # takes the release at 1.0
+    assert gaps.arrival(2.0) is first  # then the one at 0.0
     assert list(gaps.samples) == [0.5, 2.0]
-    assert gaps.total == 2 and gaps.new_instances == 0
+    assert gaps.closed == [(second, 0.5), (first, 2.0)]  # for the accounting to price
 
 
 def test_an_arrival_with_nothing_released_needs_a_new_instance() -> None:
     gaps = GapTracker()
     assert gaps.arrival(0.0) is None
-    gaps.release(0.1)
+    gaps.release(0.1, PLAN)
     gaps.arrival(0.2)
-    gaps.arrival(0.3)
-    assert gaps.new_instances == 2
+    assert gaps.arrival(0.3) is None
     assert list(gaps.samples) == [pytest.approx(0.1)]
 
 
 def test_releases_older_than_the_horizon_become_censored_samples() -> None:
-    gaps = GapTracker(horizon_s=100.0, record_arrivals=True)
-    gaps.release(0.0)
-    gaps.release(50.0)
-    gaps.arrival(120.0, queue_wait=0.02)  # the release at 0 is censored, the one at 50 reused
-    assert list(gaps.samples) == [math.inf, 70.0]
-    assert gaps.drain() == [Arrival(math.inf), Arrival(70.0, 0.02)]
-    assert gaps.drain() == []
-
-
-def test_arrivals_that_need_a_new_instance_are_kept_for_the_ledger() -> None:
-    gaps = GapTracker(record_arrivals=True)
-    gaps.arrival(0.0, queue_wait=0.01)
-    gaps.arrival(0.1)
-    assert gaps.new_instances == 2 and not gaps.samples
-    assert gaps.drain() == [Arrival(None, 0.01), Arrival(None, math.inf)]
-
-
-def test_without_a_ledger_arrivals_do_not_pile_up() -> None:
     gaps = GapTracker(horizon_s=100.0)
-    gaps.arrival(0.0)
-    gaps.release(0.1)
-    gaps.arrival(0.2)
-    gaps.release(0.3)
-    gaps.arrival(200.0)  # censors the release at 0.3
-    assert list(gaps.samples) == [pytest.approx(0.1), math.inf]
-    assert gaps.drain() == []
+    old = gaps.release(0.0, PLAN)
+    gaps.release(50.0, PLAN)
+    gaps.arrival(120.0)  # the release at 0 is censored, the one at 50 reused
+    assert list(gaps.samples) == [math.inf, 70.0]
+    assert gaps.closed[0] == (old, math.inf)
 
 
 def test_keeps_a_bounded_memory() -> None:
     gaps = GapTracker(keep_samples=8)
     for i in range(100):
-        gaps.release(float(i))
+        gaps.release(float(i), PLAN)
         gaps.arrival(i + 0.5)
-    assert gaps.count == 8 and gaps.total == 100
+    gaps.closed.clear()
+    assert gaps.count == 8
+
+
+def test_prices_are_the_score_and_its_marginal_rate() -> None:
+    prices = Prices(execution_s=100.0, execution_gbs=50.0, slot_gbs=150.0, wait_s=10.0)
+    # 100 GB·s idle beyond the 50 of execution, 10 s of waiting.
+    assert prices.score(100.0, 10.0) == pytest.approx(50 * 50 / 150 + 50 * 100 / 110)
+    assert prices.kappa_gb(100.0, 10.0) == pytest.approx(50 * 110**2 / (100 * 150**2))
+    # The run so far repeated once, the repeat costing 20 GB·s idle and 1 s of waiting.
+    assert prices.ahead(20.0, 1.0) == (120.0, 11.0)
+    assert prices.score(120.0, 11.0, runs=2.0) == pytest.approx(50 * 100 / 220 + 50 * 200 / 211)
+    assert Prices().score(1.0, 1.0) == 0.0 and Prices().kappa_gb(1.0, 1.0) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -82,7 +76,7 @@ def test_summary_weighs_the_unseen_tail(
     gaps = GapTracker(horizon_s=3600.0)
     for i, gap in enumerate(samples):
         at = 10_000.0 * i
-        gaps.release(at)
+        gaps.release(at, PLAN)
         gaps.arrival(at + gap)
     values, weights, censored, longest = gaps.summary(long_s)
     assert longest == pytest.approx(max(samples))

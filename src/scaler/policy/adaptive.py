@@ -1,33 +1,35 @@
-"""The default policy: cost-aware windows learned per function, priced by the score itself.
+"""The default policy: the 5-minute keep-alive, except where a function's own record says better.
 
 How it decides (docs/policies.md has the long form):
 
-1. **Windows** (:func:`~scaler.policy.windows.choose_window`): each released instance gets
-   the plan of least expected cost over its function's recent release-to-reuse gaps: keep
-   warm for ``k``; then, if it pays, destroy and pre-warm a fresh instance just in time for
-   the next likely arrival, kept to the window's end. A function that went quiet is released
-   by the same rule: nothing is kept beyond the window.
-2. **Exchange rate** (``kappa``, waiting seconds one GB·s of idle slot is worth): the score
-   ``50*Eg/S + 50*E/(E+L)`` is convex in S and L, so following its marginal rate lands in
-   whichever equilibrium the run starts near. Instead a counterfactual *ledger* prices every
-   arrival seen under each rate of a grid (a factor 4 apart): warm if that rate's plan kept
-   an instance for it, else queued behind a busy instance or a cold start, whichever costs
-   less at that rate; every ``select_every_s`` the rate moves one step towards the rate whose
-   run so far would have scored best, if it leads by more than ``tolerance`` points (and,
-   when the neighbouring rate on the way is no better than the current one, by more than
-   ``far_tolerance``).
-3. **Queue-aware cold starts**: a request that finds no idle instance gets a cold start only
-   if the instances already starting or busy would serve the queue later than a new one
-   could, by more than the new one's slot time is worth. One cold start per waiting request
-   (the reference's rule) starts a hundred 4 GB instances for a 12 ms function whose cold
-   start takes 4 s, where one instance would have served them all.
-4. **Miss cost** (off by default, see :class:`Components`): a missing instance would cost
-   its cold start times how much the function's requests waited per waiting episode.
-5. **Precise timers**: deadlines and pre-warm launches are acted on when due (the scheduler
-   asks :meth:`next_wakeup`), not at the next GC pass.
+1. **The baseline.** Every function starts on the challenge's sample rule: keep an idle
+   instance 300 s, no pre-warm, one cold start per waiting request. It keeps that rule until
+   its own counterfactual record shows another rule would have scored better for it.
+2. **The candidate rule** (:func:`~scaler.policy.windows.choose_window`): the window plan of
+   least expected cost over the function's release-to-reuse gaps, at the exchange rate of
+   the run the candidates make (:meth:`~scaler.policy.observe.Prices.kappa_gb`, the ratio of
+   the score's marginal costs, at the modelled totals had every function followed its
+   candidate). Keep for ``k``, or destroy and pre-warm just in time.
+3. **Counterfactual accounting.** Every gap that closes is priced under both rules, each as it
+   would have played online: the 5-minute keep-alive, and the candidate plan in force when the
+   gap opened. Per function the policy sums what the candidate saved (slot GB·s and waiting
+   seconds, kept apart so the sum is re-priced at the current rate) and the worst single gap
+   it lost (at least one cold start); per run, the modelled baseline and the savings of all
+   and of the trusted candidates.
+4. **Following.** A function follows its candidate while (a) its saving, in waiting seconds,
+   exceeds that worst loss (a wrong switch costs about one bad gap), and (b) the run ahead
+   (the run so far repeated once) scores better, exactly, with the trusted functions on their
+   candidates than all on the baseline: the past is spent, and the score is convex, so moving
+   some functions only can cost more than it saves. Otherwise it acts exactly as the baseline.
+5. **Queue-aware cold starts** (for a function that follows its candidate): a request that
+   finds no idle instance gets a cold start only if the instances already starting or busy
+   would serve the queue later than a new one could, by more than the new one's slot time is
+   worth; and, whatever the estimates say, once it has waited what a cold start is worth (ski
+   rental, :meth:`patience_s`).
+6. **Off the request path.** Assign and Idle do O(1) work per function (one gap priced under
+   two rules); plans are recomputed in the expiry passes, a bounded slice per pass.
 
-Every component can be switched off (:class:`Components`) for the ablation in
-``python -m bench.policies --ablation``.
+Pure: every method takes ``now``; nothing here reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -35,286 +37,394 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import deque
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-import attrs
-
-from scaler.policy.base import ColdStartDecision
-from scaler.policy.observe import GapTracker
-from scaler.policy.planned import FunctionState, PlannedPolicy
-from scaler.policy.windows import (
-    WindowPlan,
-    arrival_cost,
-    break_even_s,
-    choose_window,
-    outcome,
-)
+from scaler.policy.base import ColdStartDecision, Policy
+from scaler.policy.observe import Ewma, GapTracker, Prices, Release
+from scaler.policy.windows import WindowPlan, break_even_s, choose_window, gap_cost
 from scaler.states.lifecycle import BUSY, CREATING, IDLE, INITING
 
 if TYPE_CHECKING:
     from scaler.pool import Pool
+    from scaler.states import Instance
 
-#: Exchange rates the policy chooses from (waiting seconds per GB·s), a factor 4 apart.
-KAPPA_GRID: tuple[float, ...] = tuple(0.0125 * 4.0**i for i in range(-3, 6))
-#: Where the rate starts, and the fixed rate with ``online_prices`` off (3.2 s per GB·s:
-#: the best fixed rate on three of the four benchmark traces; docs/policies.md).
-START_INDEX = 7
-FIXED_INDEX = 7
-#: Expected arrivals during a cold start come at the rate of this many cold starts' worth
-#: of the function's latest arrivals (``expected_arrivals``).
+#: The baseline: the challenge's sample scaler keeps every idle instance 5 minutes.
+REFERENCE = WindowPlan(keep_s=300.0)
+#: Longest gap learned (longer ones are censored), and gap samples kept per function.
+HORIZON_S = 3600.0
+KEEP_SAMPLES = 1024
+#: CreateSlot and Init durations assumed before any cold start was observed (the challenge
+#: simulator's CreateSlot latency, and a typical Init).
+PRIOR_CREATE_S = 0.1
+PRIOR_INIT_S = 0.5
+#: Arrival times kept per function for its current rate, and the span over which that rate
+#: is taken (this many cold starts: what a cold start decided now has to cover).
+RECENT_ARRIVALS = 64
 RATE_WINDOW_COLD_STARTS = 2.0
+#: A plan is recomputed when a quarter of its gap samples are new, or the rate it was priced
+#: at moved by more than this factor.
+REPLAN_RATE_FACTOR = 2.0
+#: Most plans recomputed in one expiry pass (a bounded slice; the rest wait for the next
+#: pass or their own function's wake-up).
+REPLAN_SLICE = 8
+#: Deadlines within this many seconds of ``now`` count as reached (float round-off of timers).
+EPSILON_S = 1e-6
 
 
-@attrs.frozen
-class Components:
-    """Switchable parts of :class:`AdaptivePolicy` (all but ``miss_cost`` on by default)."""
+class FunctionState:
+    """Everything the policy keeps about one function (bounded)."""
 
-    #: Windows from the learned gap distribution (off: ski-rental keep-alive only).
-    learned_windows: bool = True
-    #: Just-in-time pre-warm plans (off: keep-alive plans only).
-    prewarm: bool = True
-    #: A keep phase before a pre-warm (off: a pre-warm plan destroys at release).
-    two_phase: bool = True
-    #: Exchange rate from the running totals (off: the fixed prior rate).
-    online_prices: bool = True
-    #: Cold-start only when existing instances would serve the queue later than a new one
-    #: (off: one cold start per waiting request, as the reference).
-    queue_aware: bool = True
-    #: Price a miss by the waiting it caused so far (off, the default: its own cold start).
-    #: Measured in the ablation as switched on: it keeps instances too long on bursty traces.
-    miss_cost: bool = False
-    #: Act on deadlines when due (off: only at GC passes every ``gc_interval_s``).
-    precise_timers: bool = True
+    __slots__ = (
+        "cold",
+        "duration",
+        "gaps",
+        "gb",
+        "last_release",
+        "last_released_instance",
+        "last_touch",
+        "owed_s",
+        "pending",
+        "plan",
+        "plan_kappa",
+        "recent_arrivals",
+        "saved",
+        "trusted",
+        "waited",
+        "worst",
+    )
 
-    @classmethod
-    def names(cls) -> list[str]:
-        return [field.name for field in attrs.fields(cls)]
+    def __init__(self, memory_mb: int, now: float) -> None:
+        self.gb = memory_mb / 1024.0
+        self.gaps = GapTracker(HORIZON_S, KEEP_SAMPLES)
+        self.cold = Ewma()  # create + init, seconds
+        self.duration = Ewma()  # execution, seconds
+        self.recent_arrivals: deque[float] = deque(maxlen=RECENT_ARRIVALS)
+        #: The candidate plan (None until first computed) and the rate it was priced at.
+        self.plan: WindowPlan | None = None
+        self.plan_kappa = 0.0
+        #: What the candidate saved against the baseline (slot GB·s, waiting s), and the most
+        #: it lost on one gap (slot GB·s, waiting s; None: nothing lost yet).
+        self.saved = [0.0, 0.0]
+        self.worst = [0.0, 0.0]
+        #: Its record beats the worst it lost (:meth:`AdaptivePolicy.earned`), as of the
+        #: latest gap priced.
+        self.trusted = False
+        self.last_release: Release | None = None
+        #: The instance whose release ``last_release`` records, until its keep-alive is set.
+        self.last_released_instance: str | None = None
+        #: Arrival time of requests that had to wait, by request id.
+        self.waited: dict[str, float] = {}
+        #: Waiting for busy instances not yet "paid back" by a cold start (ski rental).
+        self.owed_s = 0.0
+        #: Pre-warms not yet started: (launch_at, seq, release).
+        self.pending: list[tuple[float, int, Release]] = []
+        self.last_touch = now
 
 
-@attrs.define(slots=True)
-class _Plans:
-    """A function's plans by grid index, for one gap summary, cold start and miss cost."""
-
-    summary: tuple[list[float], list[float], float, float]
-    cold: float
-    miss_wait: float
-    points: dict[int, tuple[WindowPlan, float, float]] = attrs.Factory(dict)
-
-
-class AdaptivePolicy(PlannedPolicy):
-    """Learned, cost-aware keep-alive and pre-warm windows (see the module docstring)."""
+class AdaptivePolicy(Policy):
+    """The 5-minute keep-alive, or a learned window plan where it has paid (module doc)."""
 
     name = "adaptive"
-    #: Gap samples needed before the learned window replaces the break-even keep-alive.
-    min_samples = 4
-    #: How often the exchange rate may move (seconds), and by how many points another rate's
-    #: counterfactual score must beat the current rate's before it moves.
-    select_every_s = 30.0
-    tolerance = 0.5
-    #: Points by which a rate must lead before the rate moves towards it through a worse
-    #: neighbour.
-    far_tolerance = 2.0
+    gc_interval_s = 30.0
+    precise_timers = True
+    #: Follow the candidate only where it has paid (off: always, for the bench's ablation).
+    gated = True
+    #: Cold starts only when the queue needs them (off: one per waiting request).
+    queue_aware = True
 
-    def __init__(
-        self,
-        components: Components | None = None,
-        *,
-        fixed_index: int = FIXED_INDEX,
-        **kwargs: float,
-    ) -> None:
-        self.components = components or Components()
-        c = self.components
-        super().__init__(precise_timers=c.precise_timers, prewarm_enabled=c.prewarm, **kwargs)
-        #: Grid index used when online prices are off.
-        self.fixed_index = fixed_index
-        self.records_arrivals = c.online_prices
-        self.kappa_index = START_INDEX if c.online_prices else fixed_index
-        self._selected_at = -math.inf
-        #: What each grid rate's plans would have cost so far (slot GB·s, waiting seconds).
-        self._ledger_slot = [0.0] * len(KAPPA_GRID)
-        self._ledger_wait = [0.0] * len(KAPPA_GRID)
-        self._plans: dict[str, _Plans] = {}
+    def __init__(self) -> None:
+        self.functions: dict[str, FunctionState] = {}
+        self.prices = Prices()
+        self.create = Ewma()
+        self.init = Ewma()
+        self.durations = Ewma()  # over all functions: a prior for a function not yet seen
+        #: The run as the accounting models it (slot GB·s beyond execution, waiting s) had
+        #: every function kept the baseline; and what the candidates of all functions, and of
+        #: the trusted ones, would have saved from that.
+        self.baseline = [0.0, 0.0]
+        self.saved_all = [0.0, 0.0]
+        self.saved_trusted = [0.0, 0.0]
+        self._seq = itertools.count()
+        self._slice_at = -math.inf
+        self._slice_left = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def state(self, pool: Pool, now: float) -> FunctionState:
+        """The function's state, with the slot-time integral brought up to ``now``."""
+        fn = self.functions.get(pool.key)
+        if fn is None:
+            fn = self.functions[pool.key] = FunctionState(pool.spec.memory_mb, now)
+        elif now > fn.last_touch:
+            # Decisions change the live count right after a policy call, so the count seen
+            # now is the one that held since the previous call.
+            self.prices.slot_gbs += pool.live_count * fn.gb * (now - fn.last_touch)
+            fn.last_touch = now
+        return fn
+
+    def cold_s(self, fn: FunctionState) -> float:
+        """Expected create + init seconds of a cold start of ``fn``."""
+        if fn.cold.mean is not None:
+            return fn.cold.mean
+        return self.create.get(PRIOR_CREATE_S) + self.init.get(PRIOR_INIT_S)
+
+    def duration_s(self, fn: FunctionState) -> float:
+        """Mean execution seconds of ``fn``; before its first, the mean over all functions
+        (and before any, its cold start: a request is assumed to take about as long)."""
+        duration = fn.duration.mean
+        return self.durations.get(self.cold_s(fn)) if duration is None else duration
+
+    def _point(self, saved: list[float]) -> tuple[float, float]:
+        """The modelled run with ``saved`` taken off the baseline."""
+        return self.baseline[0] - saved[0], self.baseline[1] - saved[1]
+
+    def _ahead(self, saved: list[float]) -> float:
+        """The score after the run so far repeats once, the repeat on the baseline less
+        ``saved``: what following those savings from now on is worth (the past is spent;
+        the future is assumed to be like it)."""
+        slot, wait = self._point(saved)
+        return self.prices.score(*self.prices.ahead(slot, wait), runs=2.0)
+
+    def kappa_gb(self) -> float:
+        """Waiting seconds worth one GB·s of slot, ahead: where following every candidate
+        from now on leads, if that scores better than the baseline (compared exactly, not
+        by a tangent: the score is convex, so a tangent at the far point flatters the move);
+        else on the baseline (a tangent there undervalues a move: the safe side)."""
+        prices = self.prices
+        lead = self._point(self.saved_all)
+        if self._ahead(self.saved_all) > self._ahead([0.0, 0.0]):
+            return prices.kappa_gb(*prices.ahead(*lead), runs=2.0)
+        return prices.kappa_gb(*prices.ahead(*self.baseline), runs=2.0)
+
+    def kappa(self, fn: FunctionState) -> float:
+        """Waiting seconds worth one second of this function's idle instance."""
+        return self.kappa_gb() * fn.gb
+
+    def lead_kappa(self, fn: FunctionState) -> float:
+        """The same where the candidates lead: the rate they are planned at, so that
+        they are plans for the run they make."""
+        return self.prices.kappa_gb(*self._point(self.saved_all)) * fn.gb
+
+    # -- the rule in force -----------------------------------------------------------------
+    def candidate(self, fn: FunctionState) -> WindowPlan:
+        """The candidate plan: learned, or before the first re-plan the ski-rental keep."""
+        if fn.plan is not None:
+            return fn.plan
+        keep = break_even_s(self.cold_s(fn), self.lead_kappa(fn))
+        return WindowPlan(keep_s=min(keep, HORIZON_S))
+
+    def earned(self, fn: FunctionState) -> bool:
+        """The candidate's accounted saving, at the current rate, exceeds the most it lost
+        on one gap, and at least what one cold start of the function costs."""
+        k = self.kappa_gb()
+        cold = self.cold_s(fn)
+        worst = k * max(fn.worst[0], cold * fn.gb) + max(fn.worst[1], cold)
+        return k * fn.saved[0] + fn.saved[1] > worst
+
+    def trusted(self, fn: FunctionState) -> bool:
+        """Follow the candidate: its function earned it, and the run's totals, had the
+        trusted functions followed their candidates from the start and the rest the
+        baseline, score better than all on the baseline (exactly: moving some functions
+        only can cost more than it saves, the score being convex)."""
+        if not self.gated:
+            return True
+        if not fn.trusted:
+            return False
+        return self._ahead(self.saved_trusted) > self._ahead([0.0, 0.0])
+
+    def window(self, fn: FunctionState) -> WindowPlan:
+        """The plan an instance released now gets."""
+        return self.candidate(fn) if self.trusted(fn) else REFERENCE
+
+    def _price(self, fn: FunctionState) -> None:
+        """Account the gaps closed since the last call under both rules (O(1) each)."""
+        cold = self.cold_s(fn)
+        saved = fn.saved
+        for release, gap in fn.gaps.closed:
+            if release.plan is None:
+                continue
+            ref_slot, ref_wait = gap_cost(REFERENCE, gap, cold)
+            slot, wait = gap_cost(release.plan, gap, cold)
+            ds = (ref_slot - slot) * fn.gb
+            dw = ref_wait - wait
+            self._add(fn, ref_slot * fn.gb, ref_wait, ds, dw)
+            fn.worst[0] = max(fn.worst[0], -ds)
+            fn.worst[1] = max(fn.worst[1], -dw)
+        fn.gaps.closed.clear()
+        earned = self.earned(fn)
+        if earned != fn.trusted:
+            sign = 1.0 if earned else -1.0
+            self.saved_trusted[0] += sign * saved[0]
+            self.saved_trusted[1] += sign * saved[1]
+            fn.trusted = earned
+
+    def _add(self, fn: FunctionState, slot: float, wait: float, ds: float, dw: float) -> None:
+        """Add to the modelled baseline, and the candidate's saving from it."""
+        self.baseline[0] += slot
+        self.baseline[1] += wait
+        for sums in (fn.saved, self.saved_all, self.saved_trusted if fn.trusted else None):
+            if sums is not None:
+                sums[0] += ds
+                sums[1] += dw
+
+    def replan(self, fn: FunctionState) -> bool:
+        """Recompute the candidate plan if its gaps or its rate moved; True if it did."""
+        gaps = fn.gaps
+        kappa = self.lead_kappa(fn)
+        if gaps.count == 0 or kappa <= 0:
+            return False
+        ratio = kappa / fn.plan_kappa if fn.plan_kappa > 0 else math.inf
+        same_rate = 1.0 / REPLAN_RATE_FACTOR <= ratio <= REPLAN_RATE_FACTOR
+        if fn.plan is not None and 4 * gaps.fresh < gaps.count and same_rate:
+            return False
+        cold = self.cold_s(fn)
+        values, weights, censored, longest = gaps.summary(cold)
+        fn.plan = choose_window(
+            values, weights, censored, cold, kappa, max_keep_s=HORIZON_S, max_warm_from_s=longest
+        )
+        fn.plan_kappa = kappa
+        gaps.fresh = 0
+        return True
+
+    # -- observations ----------------------------------------------------------------------
+    def observe_arrival(self, pool: Pool, now: float) -> None:
+        fn = self.state(pool, now)
+        fn.recent_arrivals.append(now)
+        release = fn.gaps.arrival(now)
+        if release is None:  # one more instance, whatever the rule: a cold start for all
+            cold = self.cold_s(fn)
+            self._add(fn, cold * fn.gb, cold, 0.0, 0.0)
+        elif release.launch_at is not None and not release.launched:
+            release.cancelled = True
+        self._price(fn)
+
+    def observe_release(self, pool: Pool, instance: Instance, duration_ms: int, now: float) -> None:
+        fn = self.state(pool, now)
+        seconds = duration_ms / 1000.0
+        self.prices.execution_s += seconds
+        self.prices.execution_gbs += seconds * fn.gb
+        fn.duration.add(seconds)
+        self.durations.add(seconds)
+        # A request that waited for its instance finished late by its wait; the gap that
+        # follows is measured from when it would have finished without waiting, so the
+        # policy's own cold starts do not shift what it learns about arrivals.
+        at = now
+        arrived = fn.waited.pop(instance.request_id or "", None)
+        if arrived is not None:
+            waited = max(0.0, instance.changed_at - arrived)
+            self.prices.wait_s += waited
+            at -= waited
+        fn.last_release = fn.gaps.release(at, self.candidate(fn))
+        fn.last_released_instance = instance.instance_id
+        self._price(fn)
+
+    def observe_cold_start(self, pool: Pool, create_ms: float, init_ms: float, now: float) -> None:
+        fn = self.state(pool, now)
+        fn.cold.add((create_ms + init_ms) / 1000.0)
+        self.create.add(create_ms / 1000.0)
+        self.init.add(init_ms / 1000.0)
 
     def forget(self, key: str) -> None:
-        super().forget(key)
-        self._plans.pop(key, None)
+        fn = self.functions.pop(key, None)
+        if fn is not None and fn.trusted:
+            self.saved_trusted[0] -= fn.saved[0]
+            self.saved_trusted[1] -= fn.saved[1]
 
-    def miss_wait_s(self, fn: FunctionState) -> float:
-        if not self.components.miss_cost:
-            return self.cold_s(fn)
-        return super().miss_wait_s(fn)
+    # -- keep-alive and pre-warm -----------------------------------------------------------
+    def keep_alive_until(self, pool: Pool, instance: Instance, now: float) -> float:
+        fn = self.state(pool, now)
+        plan = self.window(fn)
+        release = fn.last_release
+        if instance.served == 0 or fn.last_released_instance != instance.instance_id:
+            # A spare (started for a request another instance served): kept as a pre-warm
+            # of the plan would be, or for the plan's keep.
+            if plan.prewarms:
+                assert plan.warm_from_s is not None and plan.warm_until_s is not None
+                return now + plan.warm_until_s - plan.warm_from_s
+            return now + plan.keep_s
+        assert release is not None
+        fn.last_released_instance = None
+        until = max(release.at + plan.keep_s, now)
+        if plan.prewarms and not release.cancelled:
+            assert plan.warm_from_s is not None and plan.warm_until_s is not None
+            margin = 0.001 + 3.0 * fn.cold.dev  # a head start against the cold start's jitter
+            launch = release.at + plan.warm_from_s - self.cold_s(fn) - margin
+            release.launch_at = max(launch, now)
+            release.warm_until = release.at + plan.warm_until_s + margin
+            heapq.heappush(fn.pending, (release.launch_at, next(self._seq), release))
+            until = min(until, release.launch_at)
+        return until
 
-    # -- the exchange rate -----------------------------------------------------------------
-    def select_rate(self, now: float) -> int:
-        """Grid index of the exchange rate: the one whose counterfactual score is best."""
-        if not self.components.online_prices:
-            return self.fixed_index
-        if now - self._selected_at < self.select_every_s:
-            return self.kappa_index
-        self._selected_at = now
-        for fn in self.functions.values():
-            self._account(fn)
-        scores = self.counterfactual_scores()
-        if scores:
-            # Move only when another rate beats the current one by more than ``tolerance``:
-            # the ledger prices each arrival alone (not the queue that forms behind the
-            # first), so rates a fraction of a point apart are a tie, and every move re-plans
-            # every function's instances. Preferring the cheapest slot time among near-ties
-            # instead walked dataSet_1 to the longest keeps (48.5 against 50.0).
-            current = self.kappa_index
-            best = max(range(len(scores)), key=scores.__getitem__)
-            if scores[best] > scores[current] + self.tolerance:
-                # One grid step at a time: the ledger is young early in a run, and functions
-                # come and go, so the rate follows its verdict with some inertia. A step to a
-                # worse neighbour needs a wider lead: two rates far apart are often near a
-                # tie (dataSet_1's keep-everything and pre-warm-each-cluster rates), and
-                # walking through the worse rates between them for half a point and staying
-                # at the far end cost dataSet_1 1.2-2.6 points with Assign and Idle charged
-                # 0.5-2 ms (docs/policies.md, section 3).
-                step = 1 if best > current else -1
-                if (
-                    scores[current + step] > scores[current]
-                    or scores[best] > scores[current] + self.far_tolerance
-                ):
-                    self.kappa_index = current + step
-        return self.kappa_index
-
-    def counterfactual_scores(self) -> list[float]:
-        """Score (0..100) the run so far would have had under each grid rate, by the ledger
-        of what each rate's plans cost on the arrivals that actually happened; empty before
-        any execution was seen."""
-        e = self.prices.execution_s
-        eg = self.prices.execution_gbs
-        if e <= 0 or eg <= 0:
-            return []
+    def expired(self, pool: Pool, now: float) -> Iterable[Instance]:
+        """Re-plan (a bounded slice per pass), then scale down idle instances kept longer
+        than the plan in force would keep them (pre-warmed ones keep their own deadline)."""
+        fn = self.state(pool, now)
+        if now != self._slice_at:
+            self._slice_at, self._slice_left = now, REPLAN_SLICE
+        if self._slice_left > 0 and self.replan(fn):
+            self._slice_left -= 1
+        keep = self.window(fn).keep_s
         return [
-            50.0 * eg / (eg + self._ledger_slot[i]) + 50.0 * e / (e + self._ledger_wait[i])
-            for i in range(len(KAPPA_GRID))
+            instance
+            for instance in pool.idle_instances()
+            if not instance.prewarmed
+            and instance.keep_until > now
+            and now - instance.changed_at > keep
         ]
 
-    def _account(self, fn: FunctionState) -> None:
-        """Price the arrivals (and never-reused releases) seen since the last call with
-        each grid rate's plan, serving a miss the way the queue-aware scheduler would."""
-        arrivals = fn.gaps.drain()
-        if not arrivals:
-            return
-        cold = self.cold_s(fn)
-        miss_wait = self.miss_wait_s(fn)
-        for i in range(len(KAPPA_GRID)):
-            kappa = self.kappa_at(fn, i)
-            plan = self.plan_for(fn, i)
-            slot = 0.0
-            wait = 0.0
-            for arrival in arrivals:
-                arrival_slot, arrival_wait = arrival_cost(
-                    plan, arrival.gap, arrival.queue_wait, cold, miss_wait, kappa
-                )
-                slot += arrival_slot
-                wait += arrival_wait
-            self._ledger_slot[i] += slot * fn.gb
-            self._ledger_wait[i] += wait
+    def prewarm(self, pool: Pool, now: float) -> Sequence[float]:
+        fn = self.state(pool, now)
+        orders: list[float] = []
+        pending = fn.pending
+        while pending and pending[0][0] <= now + EPSILON_S:
+            _, _, release = heapq.heappop(pending)
+            if not release.cancelled:
+                release.launched = True
+                orders.append(release.warm_until)
+        return orders
 
-    def kappa(self, fn: FunctionState, now: float) -> float:
-        """Waiting seconds worth one second of this function's idle instance."""
-        return self.kappa_at(fn, self.select_rate(now))
-
-    @staticmethod
-    def kappa_at(fn: FunctionState, index: int) -> float:
-        """The same at grid rate ``index``."""
-        return KAPPA_GRID[index] * fn.gb
-
-    # -- windows ---------------------------------------------------------------------------
-    def window(self, fn: FunctionState, now: float) -> WindowPlan:
-        plan = fn.plan = self.plan_for(fn, self.select_rate(now))
-        return plan
-
-    def plan_for(self, fn: FunctionState, index: int) -> WindowPlan:
-        """The plan at grid rate ``index``: learned, or the prior before enough gaps."""
-        point = self.plan_at(fn, index)
-        return point[0] if point is not None else self._prior_plan(fn, index)
-
-    def _prior_plan(self, fn: FunctionState, index: int) -> WindowPlan:
-        """Before enough gaps: keep for the ski-rental break-even time."""
-        kappa = self.kappa_at(fn, index)
-        keep = break_even_s(self.cold_s(fn), kappa, self.miss_wait_s(fn))
-        return WindowPlan(keep_s=min(keep, self.horizon_s))
-
-    def gap_source(self, fn: FunctionState) -> GapTracker:
-        """The gaps ``fn``'s plans are drawn from: its own, learned online (the hindsight
-        benchmark, ``bench/hindsight.py``, substitutes the whole run's, to see what these
-        plans reach with the distribution known in advance)."""
-        return fn.gaps
-
-    def plan_at(self, fn: FunctionState, index: int) -> tuple[WindowPlan, float, float] | None:
-        """The function's plan at grid rate ``index`` and what it costs per gap (slot
-        seconds, waiting seconds); None while too few gaps were seen. Cached until the
-        gaps, the cold start or the miss cost change."""
-        c = self.components
-        gaps = self.gap_source(fn)
-        if not c.learned_windows or gaps.count < self.min_samples:
+    def next_wakeup(self, pool: Pool, now: float) -> float | None:
+        fn = self.functions.get(pool.key)
+        if fn is None:
             return None
-        cold = self.cold_s(fn)
-        miss_wait = self.miss_wait_s(fn)
-        cached = self._plans.get(fn.key)
-        if (
-            cached is None
-            or gaps.fresh >= max(8, gaps.count // 4)
-            or abs(cold - cached.cold) > 0.05 * cached.cold
-            or abs(miss_wait - cached.miss_wait) > 0.1 * cached.miss_wait
-        ):
-            gaps.fresh = 0
-            cached = self._plans[fn.key] = _Plans(gaps.summary(cold), cold, miss_wait)
-        point = cached.points.get(index)
-        if point is None:
-            values, weights, censored, longest = cached.summary
-            plan = choose_window(
-                values,
-                weights,
-                censored,
-                cold,
-                self.kappa_at(fn, index),
-                miss_wait_s=miss_wait,
-                prewarm=c.prewarm,
-                two_phase=c.two_phase,
-                max_keep_s=self.horizon_s,
-                max_warm_from_s=longest,
-            )
-            slot, wait = outcome(values, weights, censored, cold, plan, miss_wait)
-            total = sum(weights) + censored
-            point = cached.points[index] = (plan, slot / total, wait / total)
-        return point
+        pending = fn.pending
+        while pending and pending[0][2].cancelled:
+            heapq.heappop(pending)
+        return pending[0][0] if pending else None
 
     # -- cold starts: only when the instances already there would serve later -------------
+    def _note_waiter(self, pool: Pool, fn: FunctionState) -> bool:
+        """Remember when the newest waiting request arrived (for its release time); False
+        for a re-check (it is already known)."""
+        waiter = pool.waiters.newest()
+        if waiter is not None:
+            if waiter.request_id in fn.waited:
+                return False
+            if len(fn.waited) > 10_000:  # requests that failed never release: stay bounded
+                fn.waited.clear()
+            fn.waited[waiter.request_id] = waiter.arrived_at
+        return True
+
     def patience_s(self, pool: Pool, now: float) -> float:
-        """What a cold start is worth in waiting seconds (its own duration plus its slot time
-        at the exchange rate): the longest a request waits for a busy instance instead."""
-        if not self.components.queue_aware:
-            return 0.0
+        """What a cold start is worth in waiting (its own wait plus its slot time at the
+        current rate): a request waits at most that before it gets one (ski rental)."""
         fn = self.state(pool, now)
+        if not self.queue_aware or not self.trusted(fn):
+            return 0.0
         cold = self.cold_s(fn)
-        return cold + self.kappa(fn, now) * cold
+        return cold + self.kappa(fn) * cold
 
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
-        if not self.components.queue_aware:
-            return super().on_no_idle(pool, now)
         fn = self.state(pool, now)
-        fresh = self.note_waiter(pool, fn)
+        fresh = self._note_waiter(pool, fn)
+        if not self.queue_aware or not self.trusted(fn):
+            return super().on_no_idle(pool, now)
         waiting = pool.pending_waiters()
         if waiting <= 0:
             return ColdStartDecision(0)
         cold = self.cold_s(fn)
-        price = self.kappa(fn, now) * cold
-        # Whatever the estimates below say, the oldest waiting request gets a cold start once
-        # it has waited what one is worth (ski rental on its actual wait): a busy instance
-        # that does not free up (a long request, a client that never calls Idle) must not
-        # hold the queue until the Assign deadline. The scheduler enforces the same bound
-        # (patience_s) for the oldest request no starting instance covers.
-        patience = cold + price
-        oldest = pool.oldest_waiter()
-        waited = 0.0 if oldest is None else now - oldest.arrived_at
-        if waited >= patience and pool.starting_count < waiting:
-            fn.owed_s = 0.0
-            return ColdStartDecision(1)
+        price = self.kappa(fn) * cold
         arrivals = self.expected_arrivals(fn, now, horizon=cold)
         without, on_busy = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=None)
         with_one, _ = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=now + cold)
@@ -331,21 +441,14 @@ class AdaptivePolicy(PlannedPolicy):
             if fn.owed_s >= cold + price:
                 fn.owed_s = 0.0
                 return ColdStartDecision(1)
-        recheck = max(without[waiting - 1], 0.0) + 0.1 * cold + 0.001
-        recheck = min(recheck, max(patience - waited, 0.0) + 0.001)
-        return ColdStartDecision(0, recheck_after=recheck)
+        return ColdStartDecision(0, recheck_after=max(without[waiting - 1], 0.0) + 0.1 * cold)
 
     def expected_arrivals(self, fn: FunctionState, now: float, horizon: float) -> list[float]:
         """Arrival times expected in ``(now, now + horizon]`` at the function's current rate
         (at most 100: enough to see a queue grow): the rate of its arrivals in the
         ``RATE_WINDOW_COLD_STARTS`` cold starts up to its latest one (over the arrivals kept,
         when all of them are in the window), none unless at least three came in that window
-        (a burst under way).
-
-        A mean over all inter-arrival times, as until 2026-11-24, is dominated by the quiet
-        between bursts and expects nothing inside one: a queue in a burst then gets its cold
-        start only once its waits have paid for one (dataSet_1 50.25 / 46.39 at 100 / 500 ms
-        before, 51.74 / 46.68 after; docs/policies.md)."""
+        (a burst under way)."""
         recent = fn.recent_arrivals
         window = RATE_WINDOW_COLD_STARTS * self.cold_s(fn)
         if not recent or window <= 0:
@@ -362,8 +465,7 @@ class AdaptivePolicy(PlannedPolicy):
         if gaps == len(recent) - 1 and len(recent) == recent.maxlen:
             span = latest - recent[0]  # the window reaches past the arrivals kept
         gap = max(span / gaps, 1e-6)  # 64 arrivals in one instant: as fast as it gets
-        count = min(int(horizon / gap), 100)
-        return [now + (k + 1) * gap for k in range(count)]
+        return [now + (k + 1) * gap for k in range(min(int(horizon / gap), 100))]
 
     def queue_waits(
         self,
@@ -376,16 +478,14 @@ class AdaptivePolicy(PlannedPolicy):
     ) -> tuple[list[float], bool]:
         """Waits of the ``waiting`` queued requests, then of requests arriving at
         ``arrivals``, served FIFO by the instances that exist (plus one ready at
-        ``extra_at``); and whether the last queued request goes to a busy instance (rather
-        than to one still starting).
+        ``extra_at``); and whether the last queued request goes to a busy instance.
 
         Starting instances are ready after a cold start, busy ones after a pessimistic
-        duration; with none, a request waits forever.
+        duration (mean plus twice the deviation; one already past it gets as long again);
+        with none, a request waits forever.
         """
         cold = self.cold_s(fn)
         duration = self.duration_s(fn)
-        # A busy instance frees after a pessimistic duration (mean plus twice the deviation);
-        # one already past it is in a long tail and gets as long again.
         slow = duration + 2.0 * fn.duration.dev
         free: list[tuple[float, bool]] = [] if extra_at is None else [(extra_at, False)]
         for instance in pool.instances.values():

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import attrs
 
-from scaler.policy.planned import FunctionState, PlannedPolicy
+from scaler.policy.adaptive import AdaptivePolicy, FunctionState
 from scaler.policy.windows import WindowPlan
 
 
@@ -37,28 +37,40 @@ class HybridSettings:
     fallback_keep_s: float = 600.0
 
 
-class HybridHistogramPolicy(PlannedPolicy):
+class HybridHistogramPolicy(AdaptivePolicy):
     """Pre-warm and keep-alive windows from percentiles of each function's idle times."""
 
     name = "hybrid"
+    gated = False
+    queue_aware = False
 
     def __init__(self, settings: HybridSettings | None = None) -> None:
         self.settings = settings or HybridSettings()
-        super().__init__(horizon_s=self.settings.histogram_range_s)
+        super().__init__()
 
-    def window(self, fn: FunctionState, now: float) -> WindowPlan:
+    def candidate(self, fn: FunctionState) -> WindowPlan:
+        return fn.plan or WindowPlan(keep_s=self.settings.fallback_keep_s)
+
+    def replan(self, fn: FunctionState) -> bool:
+        """The windows from the percentiles (in the expiry pass, off the request path)."""
+        if fn.gaps.fresh == 0:
+            return False
+        fn.gaps.fresh = 0
         s = self.settings
         samples = sorted(fn.gaps.samples)
+        fn.plan = None
         if len(samples) < s.min_samples:
-            return WindowPlan(keep_s=s.fallback_keep_s)
+            return True
         out_of_bounds = sum(1 for x in samples if x > s.histogram_range_s)
         if out_of_bounds > s.max_out_of_bounds * len(samples):
-            return WindowPlan(keep_s=s.fallback_keep_s)
+            return True
         head = percentile(samples, s.head_percentile) * (1.0 - s.margin)
         tail = min(percentile(samples, s.tail_percentile), s.histogram_range_s) * (1.0 + s.margin)
         if head < self.cold_s(fn):
-            return WindowPlan(keep_s=tail)
-        return WindowPlan(keep_s=0.0, warm_from_s=head, warm_until_s=max(tail, head))
+            fn.plan = WindowPlan(keep_s=tail)
+        else:
+            fn.plan = WindowPlan(keep_s=0.0, warm_from_s=head, warm_until_s=max(tail, head))
+        return True
 
 
 def percentile(ordered: list[float], q: float) -> float:

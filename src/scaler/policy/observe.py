@@ -1,4 +1,4 @@
-"""What the adaptive policy learns from observations: per-function gaps, global prices.
+"""What the default policy learns per function: release-to-reuse gaps, and running means.
 
 Idle gaps (:class:`GapTracker`). The gap that matters for an instance is the time from its
 release to the arrival that reuses it. The tracker replays the clairvoyant bound's own
@@ -7,17 +7,8 @@ and ``arrival - release`` is one gap sample. An arrival that finds the stack emp
 new instance (concurrency grew) and yields no sample; a release that waits longer than
 ``horizon_s`` at the bottom of the stack is a censored sample (longer than any window). The
 samples are therefore what an instance would see under keep-forever, largely independent of
-what the policy did (the planned policy credits a request that waited with its wait), so
-learning does not feed on its own decisions. Each arrival is also kept, until the ledger
-prices it, with what it would wait for a busy instance to free (:class:`Arrival`): a miss
-need not be a cold start when one will free up sooner.
-
-Prices (:class:`Prices`). The score is ``50*Eg/S + 50*E/(E+L)`` (execution GB·s over slot
-GB·s, plus execution seconds over execution plus waiting). Its marginal costs are global:
-one GB·s of slot costs ``50*Eg/S**2`` points, one second of waiting ``50*E/(E+L)**2``, a
-ratio of ``Eg*(E+L)**2 / (E*S**2)`` waiting seconds per GB·s. Because the score is convex
-that ratio has several self-confirming values, so the adaptive policy does not follow it; it
-keeps the running totals here and compares rates on a counterfactual ledger instead.
+what the policy did, so learning, and the counterfactual accounting of rules against each
+other, do not feed on the policy's own decisions.
 """
 
 from __future__ import annotations
@@ -27,28 +18,18 @@ from collections import deque
 
 import attrs
 
-from scaler.policy.windows import compress
-
-
-@attrs.frozen(slots=True)
-class Arrival:
-    """One arrival, as the ledger prices it under each exchange rate.
-
-    ``gap``: seconds since the release it reuses; None when nothing was released (the
-    function needed one more instance); ``math.inf`` for a release that was never reused
-    (censored, not an arrival). ``queue_wait``: how long it would wait for one of the
-    function's busy instances to free, instead of a cold start (``math.inf`` if none is busy).
-    """
-
-    gap: float | None
-    queue_wait: float = math.inf
+from scaler.policy.windows import WindowPlan, compress
 
 
 @attrs.define(slots=True, eq=False)
 class Release:
-    """One release on the gap stack, and the pre-warm planned for the gap that follows."""
+    """One release on the gap stack: the plan its gap is priced with, and the pre-warm
+    planned for it."""
 
     at: float
+    #: The candidate plan at the release (the counterfactual accounting prices the gap that
+    #: follows with it: online, as the rule would have played).
+    plan: WindowPlan | None = None
     #: Epoch second at which the planned pre-warm starts (None: nothing planned).
     launch_at: float | None = None
     #: Epoch second until which the pre-warmed instance is kept.
@@ -62,71 +43,41 @@ class Release:
 class GapTracker:
     """Release-to-reuse gaps of one function, as the clairvoyant matching sees them."""
 
-    __slots__ = (
-        "_new",
-        "_stack",
-        "fresh",
-        "horizon_s",
-        "new_instances",
-        "record_arrivals",
-        "samples",
-        "total",
-    )
+    __slots__ = ("_stack", "closed", "fresh", "horizon_s", "samples")
 
-    def __init__(
-        self, horizon_s: float = 3600.0, keep_samples: int = 1024, record_arrivals: bool = False
-    ) -> None:
+    def __init__(self, horizon_s: float = 3600.0, keep_samples: int = 1024) -> None:
         self.horizon_s = horizon_s
-        #: Keep every arrival for :meth:`drain` (only a policy with a ledger drains them).
-        self.record_arrivals = record_arrivals
         self._stack: deque[Release] = deque()
         self.samples: deque[float] = deque(maxlen=keep_samples)
         #: Samples added since the owner last recomputed what it derives from them.
         self.fresh = 0
-        #: Samples ever taken (censored included), and arrivals that found the stack empty.
-        self.total = 0
-        self.new_instances = 0
-        self._new: list[Arrival] = []
+        #: Gaps closed since the owner last priced them: (release, gap; inf when censored).
+        self.closed: list[tuple[Release, float]] = []
 
-    def _add(self, sample: float, queue_wait: float = math.inf) -> None:
-        self.samples.append(sample)
-        if self.record_arrivals:
-            self._new.append(Arrival(sample, queue_wait))
+    def _add(self, release: Release, gap: float) -> None:
+        self.samples.append(gap)
+        self.closed.append((release, gap))
         self.fresh += 1
-        self.total += 1
-
-    def drain(self) -> list[Arrival]:
-        """Arrivals and censored releases since the last drain (for the ledger to price);
-        always empty unless ``record_arrivals``."""
-        new, self._new = self._new, []
-        return new
 
     def _censor(self, now: float) -> None:
         stack = self._stack
         limit = now - self.horizon_s
         while stack and stack[0].at < limit:
-            stack.popleft()
-            self._add(math.inf)
+            self._add(stack.popleft(), math.inf)
 
-    def arrival(self, now: float, queue_wait: float = math.inf) -> Release | None:
-        """A request arrived: it reuses the latest release (returned), if any.
-
-        ``queue_wait``: how long it would wait for a busy instance (see :class:`Arrival`).
-        """
+    def arrival(self, now: float) -> Release | None:
+        """A request arrived: it reuses the latest release (returned), if any."""
         self._censor(now)
         if not self._stack:
-            self.new_instances += 1
-            if self.record_arrivals:
-                self._new.append(Arrival(None, queue_wait))
             return None
         release = self._stack.pop()
-        self._add(max(0.0, now - release.at), queue_wait)
+        self._add(release, max(0.0, now - release.at))
         return release
 
-    def release(self, now: float) -> Release:
-        """An instance was released: push it on top of the stack."""
+    def release(self, now: float, plan: WindowPlan) -> Release:
+        """An instance was released with candidate ``plan``: push it on top of the stack."""
         self._censor(now)
-        release = Release(now)
+        release = Release(now, plan)
         self._stack.append(release)
         return release
 
@@ -189,13 +140,38 @@ class Ewma:
 
 @attrs.define(slots=True)
 class Prices:
-    """Running totals of the score's terms, as far as the policy sees them.
+    """The score's terms as the policy sees them, and the score and exchange rate at any
+    slot time and waiting.
 
-    ``slot_gbs`` integrates the policy's live instances over time; ``wait_s`` sums the waits
-    of the requests it saw wait.
+    The score is ``50*Eg/S + 50*E/(E+L)``: execution GB·s over slot GB·s, plus execution
+    seconds over execution plus waiting. ``slot_gbs`` integrates the policy's live instances
+    over time, ``wait_s`` sums the waits of the requests it saw wait.
     """
 
     execution_s: float = 0.0
     execution_gbs: float = 0.0
     slot_gbs: float = 0.0
     wait_s: float = 0.0
+
+    def score(self, idle_gbs: float, wait_s: float, runs: float = 1.0) -> float:
+        """The score of ``runs`` times the executions seen, with ``idle_gbs`` of slot time
+        beyond execution (idle instances, cold starts) and ``wait_s`` of waiting."""
+        e, eg = runs * self.execution_s, runs * self.execution_gbs
+        if e <= 0 or eg <= 0:
+            return 0.0
+        return 50.0 * eg / (eg + max(idle_gbs, 0.0)) + 50.0 * e / (e + max(wait_s, 0.0))
+
+    def kappa_gb(self, idle_gbs: float, wait_s: float, runs: float = 1.0) -> float:
+        """Waiting seconds one GB·s of slot is worth there: the ratio of the score's
+        marginal costs, ``(50*Eg/S**2) / (50*E/(E+L)**2)``; 0 (slot is free) before
+        anything ran."""
+        e, eg = runs * self.execution_s, runs * self.execution_gbs
+        if e <= 0 or eg <= 0:
+            return 0.0
+        s = eg + max(idle_gbs, 0.0)
+        return eg * (e + max(wait_s, 0.0)) ** 2 / (e * s * s)
+
+    def ahead(self, idle_gbs: float, wait_s: float) -> tuple[float, float]:
+        """Slot time beyond execution and waiting after the run so far repeats once, the
+        repeat costing ``idle_gbs`` and ``wait_s`` (the score of it is ``runs=2``)."""
+        return self.slot_gbs - self.execution_gbs + idle_gbs, self.wait_s + wait_s
