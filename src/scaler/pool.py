@@ -89,12 +89,6 @@ class Pool:
     def live_count(self) -> int:
         return len(self.instances)
 
-    def pending_waiters(self) -> int:
-        return len(self.waiters)
-
-    def oldest_waiter(self) -> Waiter | None:
-        return self.waiters.oldest()
-
     def uncovered(self) -> int:
         """Waiting requests that no instance on its way will serve (instances go FIFO)."""
         return len(self.waiters) - self.starting_count

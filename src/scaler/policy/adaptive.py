@@ -420,7 +420,7 @@ class AdaptivePolicy(Policy):
         fresh = self._note_waiter(pool, fn)
         if not self.queue_aware or not self.trusted(fn):
             return super().on_no_idle(pool, now)
-        waiting = pool.pending_waiters()
+        waiting = len(pool.waiters)
         if waiting <= 0:
             return ColdStartDecision(0)
         cold = self.cold_s(fn)
