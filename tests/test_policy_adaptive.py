@@ -11,7 +11,7 @@ import pytest
 
 from scaler.clock import ManualClock
 from scaler.policy import POLICIES, AdaptivePolicy, make_policy
-from scaler.policy.adaptive import REFERENCE, REPLAN_SLICE, FunctionState
+from scaler.policy.adaptive import EARNED, LOST, OPEN, REFERENCE, REPLAN_SLICE, FunctionState
 from scaler.policy.observe import Prices, Release
 from scaler.policy.reference import ReferencePolicy
 from scaler.policy.windows import WindowPlan
@@ -83,9 +83,9 @@ def trust(policy: AdaptivePolicy, key: str = "fn") -> None:
         at_rate(policy, 0.5)
     fn = policy.functions[key]
     fn.saved = [1.0, 0.0]
-    fn.trusted = True
-    policy.saved_trusted = [1.0, 0.0]
-    assert policy.trusted(fn)
+    fn.standing = EARNED
+    policy.saved_by[EARNED] = [1.0, 0.0]
+    assert policy.trusted(fn, T0)
 
 
 @pytest.fixture
@@ -118,8 +118,9 @@ def test_periodic_function_is_destroyed_at_release_and_pre_warmed_once_that_has_
 ) -> None:
     policy, pool = fx.policy, fx.pool
     inst = timer_cycles(fx, 20)
-    assert policy.trusted(policy.functions["fn"])
     release = 30.0 * 19 + 0.05
+    assert policy.functions["fn"].standing == EARNED
+    assert policy.trusted(policy.functions["fn"], fx.at(release))
     # Destroyed at release...
     assert inst.keep_until == pytest.approx(T0 + release)
     assert pool.past_deadline(fx.at(release)) == [inst]
@@ -141,20 +142,21 @@ def test_an_early_arrival_cancels_the_pending_pre_warm(fx: Fixture) -> None:
 
 
 @pytest.mark.parametrize(
-    ("gaps", "trusted"),
+    ("gaps", "standing"),
     [
         # Gaps of 100 s, a 0.15 s cold start: re-creating saves 100 s of a 512 MB slot per
         # gap, far more than the cold start's wait it costs.
-        ([100.0] * 3, True),
-        # One such gap is not yet more than the worst it could lose (one cold start).
-        ([0.12], False),
+        ([100.0] * 3, EARNED),
+        # One gap of 5 s saves a little more than its cold start's wait costs, but not yet
+        # more than the worst it could lose (one cold start).
+        ([5.0], OPEN),
         # Gaps of 1 s: the baseline's hits cost 1 s of slot, the candidate's misses a cold
         # start each, a loss at this rate.
-        ([1.0] * 50, False),
+        ([1.0] * 50, LOST),
     ],
 )
-def test_the_candidate_is_followed_only_once_its_record_beats_its_worst_loss(
-    gaps: list[float], trusted: bool
+def test_a_functions_standing_is_its_record_against_its_worst_loss(
+    gaps: list[float], standing: str
 ) -> None:
     policy = AdaptivePolicy()
     at_rate(policy, 0.1)
@@ -164,8 +166,28 @@ def test_the_candidate_is_followed_only_once_its_record_beats_its_worst_loss(
     for gap in gaps:
         fn.gaps.closed.append((Release(T0, keep_zero, REFERENCE), gap))
     policy._price(fn)
-    assert policy.trusted(fn) is trusted
-    assert policy.window(fn) == (keep_zero if trusted else REFERENCE)
+    assert fn.standing == standing
+    # Alone in the fleet, its record is the fleet's: followed unless it lost.
+    assert policy.trusted(fn, T0) is (standing != LOST)
+    assert policy.window(fn, T0) == (REFERENCE if standing == LOST else keep_zero)
+
+
+def test_an_open_function_follows_the_fleets_record_one_release_at_a_time(fx: Fixture) -> None:
+    """A function with a thin record follows its candidate only while the candidates of
+    all functions would have paid, and with at most one release at stake at a time."""
+    policy, pool = fx.policy, fx.pool
+    fn = policy.state(pool, fx.at(0.0))
+    assert fn.standing == OPEN
+    policy.baseline = [1000.0, 1.0]
+    policy.saved_all = [-100.0, -1.0]  # the fleet's candidates lost: the baseline for all
+    assert not policy.trusted(fn, fx.at(1.0))
+    policy.saved_all = [500.0, -0.01]  # they paid: an open function follows...
+    assert policy.trusted(fn, fx.at(2.0))
+    inst = fx.instance()
+    fx.cycle(2.0, 0.01, inst)
+    # ...one release at a time: the next waits for that one's gap to be priced.
+    assert fn.bet is not None
+    assert not policy.trusted(fn, fx.at(3.0))
 
 
 def test_the_rate_is_taken_where_the_candidates_lead_only_if_that_scores_better() -> None:
@@ -192,11 +214,12 @@ def test_trusted_candidates_are_followed_only_while_the_run_ahead_scores_better(
     policy.prices = Prices(execution_s=100.0, execution_gbs=100.0, slot_gbs=1100.0, wait_s=1.0)
     policy.baseline = [1000.0, 1.0]
     fn = FunctionState(1024, T0)
-    fn.trusted = True
-    policy.saved_trusted = [100.0, -0.5]  # a tenth of the idle slot time for 0.5 s of waiting
-    assert policy.trusted(fn)
-    policy.saved_trusted = [10.0, -0.5]  # a hundredth: not worth it
-    assert not policy.trusted(fn)
+    fn.standing = EARNED
+    # A tenth of the idle slot time for 0.5 s of waiting:
+    policy.saved_by[EARNED] = [100.0, -0.5]
+    assert policy.trusted(fn, T0)
+    policy.saved_by[EARNED] = [10.0, -0.5]  # a hundredth: not worth it
+    assert not policy.trusted(fn, T0 + 1.0)
 
 
 def test_plans_are_recomputed_in_bounded_slices_off_the_request_path() -> None:
@@ -403,4 +426,4 @@ def test_a_replay_raises_nothing_the_guard_would_hide() -> None:
         logger.remove(sink)
     assert not [m for m in failures if "policy adaptive failed" in m]
     assert run.totals.failed_requests == 0
-    assert any(fn.trusted for fn in policy.functions.values())
+    assert any(fn.standing == EARNED for fn in policy.functions.values())

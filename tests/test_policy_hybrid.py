@@ -37,7 +37,7 @@ def test_windows_from_percentiles(gaps: list[float], expected: WindowPlan) -> No
     policy = HybridHistogramPolicy()
     fn = state(gaps)
     policy.replan(fn)  # in the expiry pass
-    plan = policy.window(fn)
+    plan = policy.window(fn, 0.0)
     assert plan.keep_s == pytest.approx(expected.keep_s)
     assert plan.warm_from_s == pytest.approx(expected.warm_from_s)
     assert plan.warm_until_s == pytest.approx(expected.warm_until_s)
@@ -47,7 +47,7 @@ def test_mostly_out_of_range_idle_times_fall_back() -> None:
     policy = HybridHistogramPolicy(HybridSettings(histogram_range_s=100.0))
     fn = state([500.0] * 20)
     policy.replan(fn)
-    assert policy.window(fn) == WindowPlan(keep_s=600.0)
+    assert policy.window(fn, 0.0) == WindowPlan(keep_s=600.0)
 
 
 def test_percentile_nearest_rank() -> None:

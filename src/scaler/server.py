@@ -23,6 +23,9 @@ from scaler.wire import pb, rpc
 MAX_ID_LENGTH = 512
 #: Largest memory a function may ask for (1 TiB): beyond it the request is nonsense.
 MAX_MEMORY_MB = 1 << 20
+#: Function specs kept for reuse (one per function is the common case; bounded all the same).
+_SPEC_CACHE_LIMIT = 65_536
+_specs: dict[tuple[str, int, str, int], FunctionSpec] = {}
 
 _STATUS = {
     "InvalidArgument": pb.InvalidArgument,
@@ -54,12 +57,15 @@ def spec_from_assign(request: Any) -> FunctionSpec:
         raise BadRequest(f"meta_data.memory_in_mb is 0 for function {meta.key}")
     if meta.memory_in_mb > MAX_MEMORY_MB:
         raise BadRequest(f"meta_data.memory_in_mb {meta.memory_in_mb} exceeds {MAX_MEMORY_MB}")
-    return FunctionSpec(
-        key=meta.key,
-        memory_mb=meta.memory_in_mb,
-        runtime=meta.runtime,
-        timeout_s=meta.timeout_in_secs,
-    )
+    # Every Assign names its function's meta; building the frozen spec anew each time costs
+    # more than looking it up.
+    fields = (meta.key, meta.memory_in_mb, meta.runtime, meta.timeout_in_secs)
+    spec = _specs.get(fields)
+    if spec is None:
+        if len(_specs) >= _SPEC_CACHE_LIMIT:
+            _specs.clear()
+        spec = _specs[fields] = FunctionSpec(*fields)
+    return spec
 
 
 def result_from_idle(request: Any) -> RunResult:

@@ -1,10 +1,10 @@
-"""The default policy: the 5-minute keep-alive, except where a function's own record says better.
+"""The default policy: the 5-minute keep-alive, except where the record says better.
 
 How it decides (docs/policies.md has the long form):
 
 1. **The baseline.** Every function starts on the challenge's sample rule: keep an idle
    instance 300 s, no pre-warm, one cold start per waiting request. It keeps that rule until
-   its own counterfactual record shows another rule would have scored better for it.
+   the counterfactual record shows another rule would have scored better for it.
 2. **The candidate rule** (:func:`~scaler.policy.windows.choose_window`): the window plan of
    least expected cost over the function's release-to-reuse gaps, at the exchange rate of
    the run the candidates make (:meth:`~scaler.policy.observe.Prices.kappa_gb`, the ratio of
@@ -15,12 +15,16 @@ How it decides (docs/policies.md has the long form):
    gap opened. Per function the policy sums what the candidate saved (slot GB·s and waiting
    seconds, kept apart so the sum is re-priced at the current rate) and the worst single gap
    it lost (at least one cold start); per run, the modelled baseline and the savings of all
-   and of the trusted candidates.
-4. **Following.** A function follows its candidate while (a) its saving, in waiting seconds,
-   exceeds that worst loss (a wrong switch costs about one bad gap), and (b) the run ahead
-   (the run so far repeated once) scores better, exactly, with the trusted functions on their
-   candidates than all on the baseline: the past is spent, and the score is convex, so moving
-   some functions only can cost more than it saves. Otherwise it acts exactly as the baseline.
+   candidates and of the functions of each standing.
+4. **Following.** A function's standing is EARNED while its saving, in waiting seconds,
+   exceeds that worst loss (a wrong switch costs about one bad gap), LOST while it is
+   negative, OPEN in between (a new function is open). An earned function follows its
+   candidate; an open one follows the fleet's record (the candidates of all functions would
+   have paid), one release at a time, so it too can lose about one gap; a lost one does not.
+   And the run ahead (the run so far repeated once) must score better, exactly, with the
+   followers on their candidates than all on the baseline: the past is spent, and the score
+   is convex, so moving some functions only can cost more than it saves. Otherwise it acts
+   exactly as the baseline.
 5. **Queue-aware cold starts** (for a function that follows its candidate): a request that
    finds no idle instance gets a cold start only if the instances already starting or busy
    would serve the queue later than a new one could, by more than the new one's slot time is
@@ -71,12 +75,18 @@ REPLAN_RATE_FACTOR = 2.0
 REPLAN_SLICE = 8
 #: Deadlines within this many seconds of ``now`` count as reached (float round-off of timers).
 EPSILON_S = 1e-6
+#: A function's standing, from its own counterfactual record (:meth:`AdaptivePolicy._price`):
+#: its candidate saved more than the most it lost on one gap (EARNED); its record is not
+#: negative, but thinner than that (OPEN: the fleet's record decides); its candidate lost
+#: (LOST: the baseline, until the record is earned).
+EARNED, OPEN, LOST = "earned", "open", "lost"
 
 
 class FunctionState:
     """Everything the policy keeps about one function (bounded)."""
 
     __slots__ = (
+        "bet",
         "cold",
         "duration",
         "gaps",
@@ -90,7 +100,7 @@ class FunctionState:
         "plan_kappa",
         "recent_arrivals",
         "saved",
-        "trusted",
+        "standing",
         "waited",
         "worst",
     )
@@ -108,9 +118,11 @@ class FunctionState:
         #: it lost on one gap (slot GB·s, waiting s; None: nothing lost yet).
         self.saved = [0.0, 0.0]
         self.worst = [0.0, 0.0]
-        #: Its record beats the worst it lost (:meth:`AdaptivePolicy.earned`), as of the
-        #: latest gap priced.
-        self.trusted = False
+        #: EARNED, OPEN or LOST, as of the latest gap priced (module constants).
+        self.standing = OPEN
+        #: While OPEN, the one release that follows the candidate before its gap is priced
+        #: (what following an unproven record can lose is one gap).
+        self.bet: Release | None = None
         self.last_release: Release | None = None
         #: The instance whose release ``last_release`` records, until its keep-alive is set.
         self.last_released_instance: str | None = None
@@ -141,11 +153,17 @@ class AdaptivePolicy(Policy):
         self.init = Ewma()
         self.durations = Ewma()  # over all functions: a prior for a function not yet seen
         #: The run as the accounting models it (slot GB·s beyond execution, waiting s) had
-        #: every function kept the baseline; and what the candidates of all functions, and of
-        #: the trusted ones, would have saved from that.
+        #: every function kept the baseline; and what the candidates of all functions would
+        #: have saved from that.
         self.baseline = [0.0, 0.0]
         self.saved_all = [0.0, 0.0]
-        self.saved_trusted = [0.0, 0.0]
+        #: The savings of the functions of each standing.
+        self.saved_by = {EARNED: [0.0, 0.0], OPEN: [0.0, 0.0], LOST: [0.0, 0.0]}
+        #: The verdicts of :meth:`_verdicts` at ``_verdicts_at`` (they move with every gap
+        #: priced, but one instant's decisions share them: they are O(1), not cheap, and an
+        #: instant has many decisions).
+        self._verdicts_at = math.nan  # nothing computed yet
+        self._verdict = (False, False)
         self._seq = itertools.count()
         self._slice_at = -math.inf
         self._slice_left = 0
@@ -214,34 +232,68 @@ class AdaptivePolicy(Policy):
         keep = break_even_s(self.cold_s(fn), self.lead_kappa(fn))
         return WindowPlan(keep_s=min(keep, HORIZON_S))
 
-    def earned(self, fn: FunctionState) -> bool:
-        """The candidate's accounted saving, at the current rate, exceeds the most it lost
-        on one gap, and at least what one cold start of the function costs."""
+    def standing(self, fn: FunctionState) -> str:
+        """EARNED if the candidate's accounted saving, at the current rate, exceeds the most
+        it lost on one gap (and at least what one cold start of the function costs); LOST
+        if it is negative; OPEN in between."""
         k = self.kappa_gb()
+        value = k * fn.saved[0] + fn.saved[1]
+        if value < 0.0:
+            return LOST
         cold = self.cold_s(fn)
         worst = k * max(fn.worst[0], cold * fn.gb) + max(fn.worst[1], cold)
-        return k * fn.saved[0] + fn.saved[1] > worst
+        return EARNED if value > worst else OPEN
 
-    def trusted(self, fn: FunctionState) -> bool:
-        """Follow the candidate: its function earned it, and the run's totals, had the
-        trusted functions followed their candidates from the start and the rest the
-        baseline, score better than all on the baseline (exactly: moving some functions
-        only can cost more than it saves, the score being convex)."""
+    def _verdicts(self, now: float) -> tuple[bool, bool]:
+        """(follow EARNED functions, follow OPEN ones), as of ``now``.
+
+        OPEN functions follow the fleet's record: while the candidates of all functions,
+        followed from the start, would have made the run ahead score better than the
+        baseline, a function not yet known to lose is assumed to be like the others. The
+        followers together must then make the run ahead score better than all on the
+        baseline, or at least no worse (exactly: moving some functions only can cost more
+        than it saves, the score being convex); if the open ones tip that, only the earned
+        ones follow.
+        """
+        if now == self._verdicts_at:
+            return self._verdict
+        base = self._ahead([0.0, 0.0])
+        earned, open_ = self.saved_by[EARNED], self.saved_by[OPEN]
+        verdict = (False, False)
+        if self._ahead(self.saved_all) > base:
+            both = [earned[0] + open_[0], earned[1] + open_[1]]
+            if self._ahead(both) >= base:  # open ones with no record yet change nothing
+                verdict = (True, True)
+        if not verdict[0] and self._ahead(earned) > base:
+            verdict = (True, False)
+        self._verdicts_at, self._verdict = now, verdict
+        return verdict
+
+    def trusted(self, fn: FunctionState, now: float) -> bool:
+        """Follow the candidate (module doc, step 4)."""
         if not self.gated:
             return True
-        if not fn.trusted:
+        standing = fn.standing
+        if standing == LOST:
             return False
-        return self._ahead(self.saved_trusted) > self._ahead([0.0, 0.0])
+        follow_earned, follow_open = self._verdicts(now)
+        if standing == EARNED:
+            return follow_earned
+        return follow_open and fn.bet is None
 
-    def window(self, fn: FunctionState) -> WindowPlan:
+    def window(self, fn: FunctionState, now: float) -> WindowPlan:
         """The plan an instance released now gets."""
-        return self.candidate(fn) if self.trusted(fn) else REFERENCE
+        return self.candidate(fn) if self.trusted(fn, now) else REFERENCE
 
     def _price(self, fn: FunctionState) -> None:
         """Account the gaps closed since the last call under both rules (O(1) each)."""
+        closed = fn.gaps.closed
+        if not closed:  # the standing is as of the latest gap priced
+            return
         cold = self.cold_s(fn)
-        saved = fn.saved
-        for release, gap in fn.gaps.closed:
+        for release, gap in closed:
+            if release is fn.bet:
+                fn.bet = None
             if release.plan is None:
                 continue
             ref_slot, ref_wait = gap_cost(REFERENCE, gap, cold)
@@ -251,22 +303,26 @@ class AdaptivePolicy(Policy):
             self._add(fn, ref_slot * fn.gb, ref_wait, ds, dw)
             fn.worst[0] = max(fn.worst[0], -ds)
             fn.worst[1] = max(fn.worst[1], -dw)
-        fn.gaps.closed.clear()
-        earned = self.earned(fn)
-        if earned != fn.trusted:
-            sign = 1.0 if earned else -1.0
-            self.saved_trusted[0] += sign * saved[0]
-            self.saved_trusted[1] += sign * saved[1]
-            fn.trusted = earned
+        closed.clear()
+        standing = self.standing(fn)
+        if standing != fn.standing:
+            self._move(fn, -1.0)
+            fn.standing = standing
+            self._move(fn, 1.0)
+
+    def _move(self, fn: FunctionState, sign: float) -> None:
+        """Add (``sign`` 1) or take (-1) the function's saving to its standing's sum."""
+        sums = self.saved_by[fn.standing]
+        sums[0] += sign * fn.saved[0]
+        sums[1] += sign * fn.saved[1]
 
     def _add(self, fn: FunctionState, slot: float, wait: float, ds: float, dw: float) -> None:
         """Add to the modelled baseline, and the candidate's saving from it."""
         self.baseline[0] += slot
         self.baseline[1] += wait
-        for sums in (fn.saved, self.saved_all, self.saved_trusted if fn.trusted else None):
-            if sums is not None:
-                sums[0] += ds
-                sums[1] += dw
+        for sums in (fn.saved, self.saved_all, self.saved_by[fn.standing]):
+            sums[0] += ds
+            sums[1] += dw
 
     def replan(self, fn: FunctionState) -> bool:
         """Recompute the candidate plan if its gaps or its rate moved; True if it did."""
@@ -327,14 +383,13 @@ class AdaptivePolicy(Policy):
 
     def forget(self, key: str) -> None:
         fn = self.functions.pop(key, None)
-        if fn is not None and fn.trusted:
-            self.saved_trusted[0] -= fn.saved[0]
-            self.saved_trusted[1] -= fn.saved[1]
+        if fn is not None:
+            self._move(fn, -1.0)
 
     # -- keep-alive and pre-warm -----------------------------------------------------------
     def keep_alive_until(self, pool: Pool, instance: Instance, now: float) -> float:
         fn = self.state(pool, now)
-        plan = self.window(fn)
+        plan = self.window(fn, now)
         release = fn.last_release
         if instance.served == 0 or fn.last_released_instance != instance.instance_id:
             # A spare (started for a request another instance served): kept as a pre-warm
@@ -345,6 +400,8 @@ class AdaptivePolicy(Policy):
             return now + plan.keep_s
         assert release is not None
         fn.last_released_instance = None
+        if fn.standing == OPEN and plan is not REFERENCE:
+            fn.bet = release
         until = max(release.at + plan.keep_s, now)
         if plan.prewarms and not release.cancelled:
             assert plan.warm_from_s is not None and plan.warm_until_s is not None
@@ -364,7 +421,7 @@ class AdaptivePolicy(Policy):
             self._slice_at, self._slice_left = now, REPLAN_SLICE
         if self._slice_left > 0 and self.replan(fn):
             self._slice_left -= 1
-        keep = self.window(fn).keep_s
+        keep = self.window(fn, now).keep_s
         return [
             instance
             for instance in pool.idle_instances()
@@ -410,7 +467,7 @@ class AdaptivePolicy(Policy):
         """What a cold start is worth in waiting (its own wait plus its slot time at the
         current rate): a request waits at most that before it gets one (ski rental)."""
         fn = self.state(pool, now)
-        if not self.queue_aware or not self.trusted(fn):
+        if not self.queue_aware or not self.trusted(fn, now):
             return 0.0
         cold = self.cold_s(fn)
         return cold + self.kappa(fn) * cold
@@ -418,7 +475,7 @@ class AdaptivePolicy(Policy):
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
         fn = self.state(pool, now)
         fresh = self._note_waiter(pool, fn)
-        if not self.queue_aware or not self.trusted(fn):
+        if not self.queue_aware or not self.trusted(fn, now):
             return super().on_no_idle(pool, now)
         waiting = len(pool.waiters)
         if waiting <= 0:
@@ -426,8 +483,9 @@ class AdaptivePolicy(Policy):
         cold = self.cold_s(fn)
         price = self.kappa(fn) * cold
         arrivals = self.expected_arrivals(fn, now, horizon=cold)
-        without, on_busy = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=None)
-        with_one, _ = self.queue_waits(pool, fn, now, waiting, arrivals, extra_at=now + cold)
+        free = self.free_times(pool, fn, now)
+        without, on_busy = self.queue_waits(free, fn, waiting, arrivals, now)
+        with_one, _ = self.queue_waits([*free, (now + cold, False)], fn, waiting, arrivals, now)
         # A cold start pays when the waiting it saves (the queue, and the requests expected
         # while it starts) exceeds what its slot time is worth, in waiting seconds.
         if sum(without) - sum(with_one) > price:
@@ -467,27 +525,16 @@ class AdaptivePolicy(Policy):
         gap = max(span / gaps, 1e-6)  # 64 arrivals in one instant: as fast as it gets
         return [now + (k + 1) * gap for k in range(min(int(horizon / gap), 100))]
 
-    def queue_waits(
-        self,
-        pool: Pool,
-        fn: FunctionState,
-        now: float,
-        waiting: int,
-        arrivals: list[float],
-        extra_at: float | None,
-    ) -> tuple[list[float], bool]:
-        """Waits of the ``waiting`` queued requests, then of requests arriving at
-        ``arrivals``, served FIFO by the instances that exist (plus one ready at
-        ``extra_at``); and whether the last queued request goes to a busy instance.
+    def free_times(self, pool: Pool, fn: FunctionState, now: float) -> list[tuple[float, bool]]:
+        """When each instance of the function can take a request, and whether it is busy now
+        (one pass over them, shared by the two queues :meth:`on_no_idle` compares).
 
         Starting instances are ready after a cold start, busy ones after a pessimistic
-        duration (mean plus twice the deviation; one already past it gets as long again);
-        with none, a request waits forever.
+        duration (mean plus twice the deviation; one already past it gets as long again).
         """
         cold = self.cold_s(fn)
-        duration = self.duration_s(fn)
-        slow = duration + 2.0 * fn.duration.dev
-        free: list[tuple[float, bool]] = [] if extra_at is None else [(extra_at, False)]
+        slow = self.duration_s(fn) + 2.0 * fn.duration.dev
+        free: list[tuple[float, bool]] = []
         for instance in pool.instances.values():
             state = instance.state
             if state in (CREATING, INITING):
@@ -497,8 +544,24 @@ class AdaptivePolicy(Policy):
                 free.append((due if due > now else now + slow, True))
             elif state == IDLE:
                 free.append((now, True))
+        return free
+
+    def queue_waits(
+        self,
+        free: list[tuple[float, bool]],
+        fn: FunctionState,
+        waiting: int,
+        arrivals: list[float],
+        now: float,
+    ) -> tuple[list[float], bool]:
+        """Waits of the ``waiting`` queued requests, then of requests arriving at
+        ``arrivals``, served FIFO by instances free at ``free`` (:meth:`free_times`); and
+        whether the last queued request goes to a busy instance. With no instance, a request
+        waits forever."""
         if not free:
             return [math.inf] * (waiting + len(arrivals)), False
+        duration = self.duration_s(fn)
+        free = list(free)
         heapq.heapify(free)
         waits = []
         on_busy = False

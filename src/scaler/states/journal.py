@@ -60,13 +60,12 @@ class Journal:
         #: Records a sink failed to take, over all sinks (the metric ``scaler_journal_dropped``).
         self.dropped = 0
         self._failing: set[int] = set()  # sinks already reported as failing (by position)
-
-    @property
-    def active(self) -> bool:
-        return bool(self._sinks)
+        #: Some sink is attached (a plain attribute: read on every transition).
+        self.active = False
 
     def attach(self, sink: Sink, close: Callable[[], None] | None = None) -> None:
         self._sinks.append(sink)
+        self.active = True
         if close is not None:
             self._closers.append(close)
 
@@ -93,6 +92,7 @@ class Journal:
                 logger.error("closing a transition-log sink failed: {}", err)
         self._closers.clear()
         self._sinks.clear()
+        self.active = False
         self._failing.clear()
 
     def write_json_lines(self, path: str | Path) -> None:
