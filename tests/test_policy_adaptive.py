@@ -185,9 +185,47 @@ def test_an_open_function_follows_the_fleets_record_one_release_at_a_time(fx: Fi
     assert policy.trusted(fn, fx.at(2.0))
     inst = fx.instance()
     fx.cycle(2.0, 0.01, inst)
-    # ...one release at a time: the next waits for that one's gap to be priced.
+    # ...one release at a time: the next waits for that one's gap to be priced...
     assert fn.bet is not None
     assert not policy.trusted(fn, fx.at(3.0))
+    # ...and stakes nothing else: no scale-down of instances kept on the baseline, no
+    # queue-aware waits (those are for functions that earned their candidate).
+    assert not policy.committed(fn, fx.at(3.0))
+    assert policy.patience_s(pool, fx.at(3.0)) == 0.0
+    # Once the bet's instance has played its plan out, what it could lose is settled even
+    # if its gap is priced much later (a release deep in the gap stack): it follows again.
+    assert policy.trusted(fn, fn.bet_until + 0.001)
+    assert fn.bet is None
+
+
+def test_a_losing_function_keeps_the_baseline_while_the_fleet_pays(fx: Fixture) -> None:
+    policy, pool = fx.policy, fx.pool
+    fn = policy.state(pool, fx.at(0.0))
+    policy.baseline = [1000.0, 1.0]
+    policy.saved_all = [500.0, -0.01]
+    policy._move(fn, -1.0)
+    fn.standing = LOST
+    assert not policy.trusted(fn, fx.at(1.0))
+    assert policy.window(fn, fx.at(1.0)) == REFERENCE
+
+
+def test_the_fleets_verdict_moves_with_a_gap_priced_in_the_same_instant(fx: Fixture) -> None:
+    """Verdicts are shared by one instant's decisions only until the sums move."""
+    policy, pool = fx.policy, fx.pool
+    fn = policy.state(pool, fx.at(0.0))
+    fn.cold.add(0.15)
+    policy.baseline = [1000.0, 1.0]
+    policy.saved_all = [500.0, -0.01]
+    now = fx.at(1.0)
+    assert policy.trusted(fn, now)
+    # At the same instant, a gap whose candidate cost the whole saving and more waiting:
+    plan = WindowPlan(keep_s=0.0)
+    other = FunctionState(512, now)
+    other.cold.add(50.0)
+    other.gaps.closed.append((Release(now, plan), 10.0))
+    policy.saved_all = [-1000.0, -100.0]
+    policy._price(other)
+    assert not policy.trusted(fn, now)
 
 
 def test_the_rate_is_taken_where_the_candidates_lead_only_if_that_scores_better() -> None:

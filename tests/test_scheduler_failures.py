@@ -159,6 +159,8 @@ def test_a_failing_log_sink_changes_no_scheduling() -> None:
 class BrokenScheduler:
     """A scheduler with a bug on both paths."""
 
+    settings = SchedulerSettings()
+
     async def assign(self, request_id: str, spec: FunctionSpec) -> Any:
         raise KeyError("lost index entry")
 
@@ -239,3 +241,24 @@ def test_every_deletion_carries_its_true_cause_to_the_platform(case: str, cause:
     assert records[0].event == "create" and records[0].source == "new"
     into_deleting = [r.reason for r in records if r.dest == "deleting" and r.source != "deleting"]
     assert into_deleting and all(r.startswith(cause) for r in into_deleting), into_deleting
+
+
+def test_the_servicer_reuses_one_spec_per_meta_and_stays_bounded() -> None:
+    from scaler.server import MAX_ID_LENGTH, spec_from_assign
+    from scaler.wire import pb
+
+    def request(key: str, memory: int = 128, runtime: str = "python3") -> Any:
+        meta = pb.Meta(key=key, runtime=runtime, timeout_in_secs=60, memory_in_mb=memory)
+        return pb.AssignRequest(request_id="r1", timestamp=1, meta_data=meta)
+
+    cache: dict[Any, FunctionSpec] = {}
+    first = spec_from_assign(request("fn"), cache, limit=2)
+    assert first == FunctionSpec("fn", 128, "python3", 60)
+    assert spec_from_assign(request("fn"), cache, limit=2) is first
+    # Another Meta of the same key is another spec (a redeploy with more memory).
+    assert spec_from_assign(request("fn", 256), cache, limit=2).memory_mb == 256
+    # Past the limit the cache starts over; a runtime longer than an id is never kept.
+    spec_from_assign(request("g"), cache, limit=2)
+    assert len(cache) <= 2
+    long = spec_from_assign(request("h", runtime="x" * (MAX_ID_LENGTH + 1)), cache, limit=2)
+    assert long.runtime == "x" * (MAX_ID_LENGTH + 1) and all(k[0] != "h" for k in cache)

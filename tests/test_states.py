@@ -261,3 +261,18 @@ def test_loguru_sink_carries_the_record_in_extra() -> None:
             "reason": "",
         }
     ]
+
+
+def test_a_journal_is_active_exactly_while_a_sink_is_attached() -> None:
+    journal = Journal()
+    seen: list[TransitionRecord] = []
+    assert not journal.active
+    journal.attach(seen.append)
+    assert journal.active
+    make_instance(IDLE, journal)
+    records = len(seen)
+    assert records > 0
+    journal.close()
+    assert not journal.active
+    make_instance(IDLE, journal)
+    assert len(seen) == records

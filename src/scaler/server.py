@@ -23,9 +23,9 @@ from scaler.wire import pb, rpc
 MAX_ID_LENGTH = 512
 #: Largest memory a function may ask for (1 TiB): beyond it the request is nonsense.
 MAX_MEMORY_MB = 1 << 20
-#: Function specs kept for reuse (one per function is the common case; bounded all the same).
-_SPEC_CACHE_LIMIT = 65_536
-_specs: dict[tuple[str, int, str, int], FunctionSpec] = {}
+
+#: A function's Meta fields, as the servicer's spec cache keys them.
+SpecFields = tuple[str, int, str, int]
 
 _STATUS = {
     "InvalidArgument": pb.InvalidArgument,
@@ -46,8 +46,13 @@ def _check_id(name: str, value: str) -> None:
         raise BadRequest(f"{name} is {len(value)} characters long (limit {MAX_ID_LENGTH})")
 
 
-def spec_from_assign(request: Any) -> FunctionSpec:
-    """Validate an AssignRequest and extract the function it asks for."""
+def spec_from_assign(
+    request: Any, cache: dict[SpecFields, FunctionSpec] | None = None, limit: int = 0
+) -> FunctionSpec:
+    """Validate an AssignRequest and extract the function it asks for (from ``cache`` when
+    the same Meta was seen: every Assign names its function's Meta, and building the frozen
+    spec anew costs more than looking it up; at most ``limit`` specs are kept, and none with
+    a runtime longer than an id, so the cache stays small whatever the callers send)."""
     _check_id("request_id", request.request_id)
     if not request.HasField("meta_data"):
         raise BadRequest("meta_data is missing")
@@ -57,14 +62,16 @@ def spec_from_assign(request: Any) -> FunctionSpec:
         raise BadRequest(f"meta_data.memory_in_mb is 0 for function {meta.key}")
     if meta.memory_in_mb > MAX_MEMORY_MB:
         raise BadRequest(f"meta_data.memory_in_mb {meta.memory_in_mb} exceeds {MAX_MEMORY_MB}")
-    # Every Assign names its function's meta; building the frozen spec anew each time costs
-    # more than looking it up.
     fields = (meta.key, meta.memory_in_mb, meta.runtime, meta.timeout_in_secs)
-    spec = _specs.get(fields)
+    if cache is None:
+        return FunctionSpec(*fields)
+    spec = cache.get(fields)
     if spec is None:
-        if len(_specs) >= _SPEC_CACHE_LIMIT:
-            _specs.clear()
-        spec = _specs[fields] = FunctionSpec(*fields)
+        spec = FunctionSpec(*fields)
+        if len(meta.runtime) <= MAX_ID_LENGTH:
+            if len(cache) >= limit:
+                cache.clear()
+            cache[fields] = spec
     return spec
 
 
@@ -99,6 +106,9 @@ class ScalerServicer(rpc.ScalerServicer):
     ) -> None:
         self.scheduler = scheduler
         self._observe = observe
+        #: Specs by Meta, one per function the scheduler may track (spec_from_assign).
+        self._specs: dict[SpecFields, FunctionSpec] = {}
+        self._specs_limit = scheduler.settings.max_functions
 
     async def Assign(self, request: Any, context: Any = None) -> Any:
         if self._observe is None:
@@ -120,7 +130,7 @@ class ScalerServicer(rpc.ScalerServicer):
 
     async def _assign(self, request: Any) -> Any:
         try:
-            spec = spec_from_assign(request)
+            spec = spec_from_assign(request, self._specs, self._specs_limit)
             assigned = await self.scheduler.assign(request.request_id, spec)
         except BadRequest as err:
             return pb.AssignReply(status=pb.InvalidArgument, error_message=str(err))

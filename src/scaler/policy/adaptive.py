@@ -20,16 +20,17 @@ How it decides (docs/policies.md has the long form):
    exceeds that worst loss (a wrong switch costs about one bad gap), LOST while it is
    negative, OPEN in between (a new function is open). An earned function follows its
    candidate; an open one follows the fleet's record (the candidates of all functions would
-   have paid), one release at a time, so it too can lose about one gap; a lost one does not.
-   And the run ahead (the run so far repeated once) must score better, exactly, with the
-   followers on their candidates than all on the baseline: the past is spent, and the score
-   is convex, so moving some functions only can cost more than it saves. Otherwise it acts
-   exactly as the baseline.
-5. **Queue-aware cold starts** (for a function that follows its candidate): a request that
-   finds no idle instance gets a cold start only if the instances already starting or busy
-   would serve the queue later than a new one could, by more than the new one's slot time is
-   worth; and, whatever the estimates say, once it has waited what a cold start is worth (ski
-   rental, :meth:`patience_s`).
+   have paid), one release at a time and nothing else (no scale-down, no queue-aware waits),
+   so it too can lose about one gap; a lost one does not. And the run ahead (the run so far
+   repeated once) must score better, exactly, with the followers on their candidates than
+   all on the baseline (open ones with no saving yet may follow at a tie): the past is
+   spent, and the score is convex, so moving some functions only can cost more than it
+   saves. Otherwise it acts exactly as the baseline.
+5. **Queue-aware cold starts** (for a function that earned its candidate and follows it): a
+   request that finds no idle instance gets a cold start only if the instances already
+   starting or busy would serve the queue later than a new one could, by more than the new
+   one's slot time is worth; and, whatever the estimates say, once it has waited what a cold
+   start is worth (ski rental, :meth:`patience_s`).
 6. **Off the request path.** Assign and Idle do O(1) work per function (one gap priced under
    two rules); plans are recomputed in the expiry passes, a bounded slice per pass.
 
@@ -87,6 +88,7 @@ class FunctionState:
 
     __slots__ = (
         "bet",
+        "bet_until",
         "cold",
         "duration",
         "gaps",
@@ -123,6 +125,10 @@ class FunctionState:
         #: While OPEN, the one release that follows the candidate before its gap is priced
         #: (what following an unproven record can lose is one gap).
         self.bet: Release | None = None
+        #: When the bet's instance has played its plan out (reused, or destroyed and its
+        #: pre-warm kept to the end): what it could lose in the real run is settled then,
+        #: even if its gap is priced much later (a release deep in the gap stack).
+        self.bet_until = -math.inf
         self.last_release: Release | None = None
         #: The instance whose release ``last_release`` records, until its keep-alive is set.
         self.last_released_instance: str | None = None
@@ -159,9 +165,8 @@ class AdaptivePolicy(Policy):
         self.saved_all = [0.0, 0.0]
         #: The savings of the functions of each standing.
         self.saved_by = {EARNED: [0.0, 0.0], OPEN: [0.0, 0.0], LOST: [0.0, 0.0]}
-        #: The verdicts of :meth:`_verdicts` at ``_verdicts_at`` (they move with every gap
-        #: priced, but one instant's decisions share them: they are O(1), not cheap, and an
-        #: instant has many decisions).
+        #: The verdicts of :meth:`_verdicts` at ``_verdicts_at``, until a gap is priced or a
+        #: standing moves (they are O(1), not cheap, and decisions between are many).
         self._verdicts_at = math.nan  # nothing computed yet
         self._verdict = (False, False)
         self._seq = itertools.count()
@@ -270,7 +275,9 @@ class AdaptivePolicy(Policy):
         return verdict
 
     def trusted(self, fn: FunctionState, now: float) -> bool:
-        """Follow the candidate (module doc, step 4)."""
+        """The next release of ``fn`` follows its candidate (module doc, step 4): an earned
+        function while the followers' run ahead scores better, an open one while the
+        fleet's record pays and it has no bet at stake, a lost one never."""
         if not self.gated:
             return True
         standing = fn.standing
@@ -279,11 +286,21 @@ class AdaptivePolicy(Policy):
         follow_earned, follow_open = self._verdicts(now)
         if standing == EARNED:
             return follow_earned
+        if fn.bet is not None and now > fn.bet_until:
+            fn.bet = None
         return follow_open and fn.bet is None
 
     def window(self, fn: FunctionState, now: float) -> WindowPlan:
         """The plan an instance released now gets."""
         return self.candidate(fn) if self.trusted(fn, now) else REFERENCE
+
+    def committed(self, fn: FunctionState, now: float) -> bool:
+        """Follows its candidate with every instance and request: scale-downs of instances
+        kept on the baseline, queue-aware cold starts. An open function stakes only the one
+        release it bets (what it can lose stays one gap)."""
+        if not self.gated:
+            return True
+        return fn.standing == EARNED and self.trusted(fn, now)
 
     def _price(self, fn: FunctionState) -> None:
         """Account the gaps closed since the last call under both rules (O(1) each)."""
@@ -315,11 +332,13 @@ class AdaptivePolicy(Policy):
         sums = self.saved_by[fn.standing]
         sums[0] += sign * fn.saved[0]
         sums[1] += sign * fn.saved[1]
+        self._verdicts_at = math.nan
 
     def _add(self, fn: FunctionState, slot: float, wait: float, ds: float, dw: float) -> None:
         """Add to the modelled baseline, and the candidate's saving from it."""
         self.baseline[0] += slot
         self.baseline[1] += wait
+        self._verdicts_at = math.nan  # the verdicts move with the sums
         for sums in (fn.saved, self.saved_all, self.saved_by[fn.standing]):
             sums[0] += ds
             sums[1] += dw
@@ -402,6 +421,8 @@ class AdaptivePolicy(Policy):
         fn.last_released_instance = None
         if fn.standing == OPEN and plan is not REFERENCE:
             fn.bet = release
+            fn.bet_until = release.at + max(plan.keep_s, plan.warm_until_s or 0.0)
+            fn.bet_until += self.cold_s(fn)
         until = max(release.at + plan.keep_s, now)
         if plan.prewarms and not release.cancelled:
             assert plan.warm_from_s is not None and plan.warm_until_s is not None
@@ -421,7 +442,7 @@ class AdaptivePolicy(Policy):
             self._slice_at, self._slice_left = now, REPLAN_SLICE
         if self._slice_left > 0 and self.replan(fn):
             self._slice_left -= 1
-        keep = self.window(fn, now).keep_s
+        keep = self.candidate(fn).keep_s if self.committed(fn, now) else REFERENCE.keep_s
         return [
             instance
             for instance in pool.idle_instances()
@@ -467,7 +488,7 @@ class AdaptivePolicy(Policy):
         """What a cold start is worth in waiting (its own wait plus its slot time at the
         current rate): a request waits at most that before it gets one (ski rental)."""
         fn = self.state(pool, now)
-        if not self.queue_aware or not self.trusted(fn, now):
+        if not self.queue_aware or not self.committed(fn, now):
             return 0.0
         cold = self.cold_s(fn)
         return cold + self.kappa(fn) * cold
@@ -475,7 +496,7 @@ class AdaptivePolicy(Policy):
     def on_no_idle(self, pool: Pool, now: float) -> ColdStartDecision:
         fn = self.state(pool, now)
         fresh = self._note_waiter(pool, fn)
-        if not self.queue_aware or not self.trusted(fn, now):
+        if not self.queue_aware or not self.committed(fn, now):
             return super().on_no_idle(pool, now)
         waiting = len(pool.waiters)
         if waiting <= 0:
