@@ -120,7 +120,7 @@ class FunctionState:
         #: it lost on one gap (slot GB·s, waiting s; None: nothing lost yet).
         self.saved = [0.0, 0.0]
         self.worst = [0.0, 0.0]
-        #: EARNED, OPEN or LOST, as of the latest gap priced (module constants).
+        #: EARNED, OPEN or LOST, as of its latest observation (module constants).
         self.standing = OPEN
         #: While OPEN, the one release that follows the candidate before its gap is priced
         #: (what following an unproven record can lose is one gap).
@@ -303,10 +303,12 @@ class AdaptivePolicy(Policy):
         return fn.standing == EARNED and self.trusted(fn, now)
 
     def _price(self, fn: FunctionState) -> None:
-        """Account the gaps closed since the last call under both rules (O(1) each)."""
+        """Account the gaps closed since the last call under both rules (O(1) each), and
+        judge the standing again at the current rate. (Judged only when a gap closes, a
+        function found losing while slot was cheap stayed so while the run's slot time grew,
+        which made slot cheaper still: on a 10-function workload 3 pre-warms instead of
+        140, 47.8 points instead of 54.8.)"""
         closed = fn.gaps.closed
-        if not closed:  # the standing is as of the latest gap priced
-            return
         cold = self.cold_s(fn)
         for release, gap in closed:
             if release is fn.bet:
