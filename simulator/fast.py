@@ -151,54 +151,22 @@ def run_fast(
     gc.collect()
     gc.freeze()
     try:
-        return _replay(
-            dataset,
-            policy,
-            latency,
-            faults,
-            seed,
-            journal,
-            progress,
-            timeline,
-            rpc_latency_ms,
-            charge_compute,
-            origin_ms,
-            linger_until_ms,
-            exact_clock,
+        return run_virtual(
+            _run(
+                dataset,
+                policy,
+                latency or LatencyModel(),
+                faults or FaultSpec(),
+                seed,
+                journal or Journal(),
+                progress,
+                timeline,
+                rpc_latency_ms,
+                charge_compute,
+                origin_ms,
+                linger_until_ms,
+            ),
+            exact=exact_clock,
         )
     finally:
         gc.unfreeze()
-
-
-def _replay(
-    dataset: Dataset,
-    policy: str | Policy,
-    latency: LatencyModel | None,
-    faults: FaultSpec | None,
-    seed: int,
-    journal: Journal | None,
-    progress: Progress | None,
-    timeline: Timeline | None,
-    rpc_latency_ms: float,
-    charge_compute: bool,
-    origin_ms: int | None,
-    linger_until_ms: int | None,
-    exact_clock: bool,
-) -> FastRun:
-    return run_virtual(
-        _run(
-            dataset,
-            policy,
-            latency or LatencyModel(),
-            faults or FaultSpec(),
-            seed,
-            journal or Journal(),
-            progress,
-            timeline,
-            rpc_latency_ms,
-            charge_compute,
-            origin_ms,
-            linger_until_ms,
-        ),
-        exact=exact_clock,
-    )

@@ -304,10 +304,9 @@ class AdaptivePolicy(Policy):
 
     def _price(self, fn: FunctionState) -> None:
         """Account the gaps closed since the last call under both rules (O(1) each), and
-        judge the standing again at the current rate. (Judged only when a gap closes, a
-        function found losing while slot was cheap stayed so while the run's slot time grew,
-        which made slot cheaper still: on a 10-function workload 3 pre-warms instead of
-        140, 47.8 points instead of 54.8.)"""
+        judge the standing again at the current rate, at every observation: judged only when
+        a gap closes, a function found losing while slot was cheap stays so while the run's
+        slot time grows and makes slot cheaper still (tests/test_fast_mode_clock.py)."""
         closed = fn.gaps.closed
         cold = self.cold_s(fn)
         for release, gap in closed:
