@@ -142,12 +142,15 @@ async def test_wire_session_against_our_scaler(short_trace: Dataset) -> None:
 
 
 async def test_fast_and_wire_agree(short_trace: Dataset) -> None:
-    """Same trace, same policy: wire at speed 4 against fast charging wire's RPC round trip.
+    """Same trace, same policy: wire at speed 2 against fast charging wire's RPC round trip.
 
     The mean Idle latency is the round trip (Idle does next to nothing in the scaler), in
-    trace time, so speed 4 makes it four times the wall one.
+    trace time, so speed 2 makes it twice the wall one. Not faster: simulator and scaler share
+    this one event loop, so each speed-up also multiplies the queueing behind a burst of
+    Assigns, which the Idle mean does not see; at speed 4 on a busy 2-core machine that alone
+    moved the score 2.6 points, at speed 2 it stays within 0.3.
     """
-    record, *_ = await wire_session(short_trace, 4.0, [])
+    record, *_ = await wire_session(short_trace, 2.0, [])
     rpc_ms = 1000.0 * record["invocationIdleTimeInSecs"] / record["totalRequestsCount"]
     fast = await asyncio.to_thread(run_fast, short_trace, "reference", rpc_latency_ms=rpc_ms)
     fast_record = build_record(short_trace, fast.totals, record_id=1)
