@@ -172,6 +172,62 @@ def test_a_functions_standing_is_its_record_against_its_worst_loss(
     assert policy.window(fn, T0) == (REFERENCE if standing == LOST else keep_zero)
 
 
+def _burst(policy: AdaptivePolicy) -> FunctionState:
+    """Ten instances of a 512 MB function released at once with a keep-zero candidate."""
+    at_rate(policy, 0.1)
+    fn = FunctionState(512, T0)
+    fn.cold.add(0.15)
+    fn.plan = WindowPlan(keep_s=0.0)
+    for _ in range(10):
+        fn.gaps.release(T0, fn.plan)
+    return fn
+
+
+def _burst_left_behind(policy: AdaptivePolicy, settle_at: tuple[float, ...]) -> FunctionState:
+    """:func:`_burst`, none reused for 500 s; the open gaps are settled at ``settle_at``
+    seconds, then all close by 520 s."""
+    fn = _burst(policy)
+    for t in settle_at:
+        if policy._settle(fn, T0 + t):
+            policy._price(fn)
+    for t in (500.0, 505.0, 510.0, 515.0, 516.0, 517.0, 518.0, 519.0, 519.5, 520.0):
+        fn.gaps.arrival(T0 + t)
+    policy._price(fn)
+    return fn
+
+
+def test_instances_a_burst_left_behind_count_before_any_arrival_reuses_them() -> None:
+    """A gap still open is credited with what it must at least save: the function earns
+    its candidate long before the five minutes are out, and no arrival is needed."""
+    policy = AdaptivePolicy()
+    fn = _burst(policy)
+    assert not policy._settle(fn, T0 + 0.1)  # the bound is not yet worth a cold start
+    assert fn.standing == OPEN
+    assert policy._settle(fn, T0 + 60.0)
+    policy._price(fn)
+    assert fn.standing == EARNED
+    # Ten gaps of at least 60 s of a 512 MB slot, at one cold start's wait each.
+    assert fn.saved == pytest.approx([10 * (60.0 - 0.15) * 0.5, -10 * 0.15])
+    assert not policy._settle(fn, T0 + 61.0)  # credited once per stage, not per pass
+
+
+def test_a_credited_gap_is_priced_exactly_once_it_closes() -> None:
+    """The bound's credit is taken back when the gap closes: the sums are those of
+    pricing every gap only at its close, and the last stage's credit was already exact."""
+    exact = AdaptivePolicy()
+    unsettled = _burst_left_behind(exact, ())
+    settled_policy = AdaptivePolicy()
+    settled = _burst_left_behind(settled_policy, (60.0, 200.0))
+    assert settled.saved == pytest.approx(unsettled.saved)
+    assert settled_policy.baseline == pytest.approx(exact.baseline)
+    assert settled_policy.saved_all == pytest.approx(exact.saved_all)
+    # Past the baseline's five minutes its cost is fixed too: the credit is the price.
+    early_policy = AdaptivePolicy()
+    early = _burst(early_policy)
+    assert early_policy._settle(early, T0 + 301.0)
+    assert early.saved == pytest.approx(unsettled.saved)
+
+
 def test_an_open_function_follows_the_fleets_record_one_release_at_a_time(fx: Fixture) -> None:
     """A function with a thin record follows its candidate only while the candidates of
     all functions would have paid, and with at most one release at stake at a time."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 
-from scaler.policy.observe import Ewma, GapTracker, Prices
+from scaler.policy.observe import Ewma, GapTracker, Prices, Release
 from scaler.policy.windows import WindowPlan
 
 PLAN = WindowPlan(keep_s=1.0)
@@ -92,3 +93,26 @@ def test_ewma() -> None:
     for x in (1.0, 3.0):
         mean.add(x)
     assert mean.mean == 2.0 and mean.dev == 1.0
+
+
+def test_reached_walks_each_open_release_once_and_follows_the_stack() -> None:
+    gaps = GapTracker(horizon_s=100.0)
+    releases = [gaps.release(float(t), PLAN) for t in range(4)]
+
+    def older_than(age: float, now: float) -> Callable[[Release], bool]:
+        return lambda release: now - release.at > age
+
+    # Stops at the first not due: at 12 s only the releases at 0 and 1 are older than 10 s.
+    assert gaps.reached(0, older_than(10.0, 12.0)) == releases[:2]
+    assert gaps.reached(0, older_than(10.0, 12.0)) == []  # each is returned once per stage
+    assert gaps.reached(1, older_than(0.0, 12.0)) == releases  # the stages count apart
+    # An arrival takes the top two; a new release is due at its own time, once.
+    gaps.arrival(13.0)
+    gaps.arrival(13.0)
+    fresh = gaps.release(14.0, PLAN)
+    assert gaps.reached(0, older_than(10.0, 30.0)) == [fresh]
+    assert gaps.reached(1, older_than(0.0, 30.0)) == [fresh]
+    # Censoring the bottom shifts the counts with it: nothing is walked twice or skipped.
+    gaps.arrival(100.5)  # censors the release at 0, reuses the one at 14
+    later = gaps.release(101.0, PLAN)
+    assert gaps.reached(0, older_than(10.0, 120.0)) == [later]

@@ -15,7 +15,13 @@ How it decides (docs/policies.md has the long form):
    gap opened. Per function the policy sums what the candidate saved (slot GB·s and waiting
    seconds, kept apart so the sum is re-priced at the current rate) and the worst single gap
    it lost (at least one cold start); per run, the modelled baseline and the savings of all
-   candidates and of the functions of each standing.
+   candidates and of the functions of each standing. A gap still open is credited ahead of
+   its close with what it must at least save (:meth:`AdaptivePolicy._settle`): past the
+   candidate's plan, the candidate's cost is fixed and the baseline's is at least the gap's
+   age, so pricing the gap as if it closed now is a lower bound on both parts; it is credited
+   once that bound is worth a cold start, again once it is exact (past the 5 minutes too),
+   and replaced by the exact price when the gap closes. Without it, instances that a burst
+   left behind, which no arrival ever reuses, would never count.
 4. **Following.** A function's standing is EARNED while its saving, in waiting seconds,
    exceeds that worst loss (a wrong switch costs about one bad gap), LOST while it is
    negative, OPEN in between (a new function is open). An earned function follows its
@@ -81,6 +87,15 @@ EPSILON_S = 1e-6
 #: negative, but thinner than that (OPEN: the fleet's record decides); its candidate lost
 #: (LOST: the baseline, until the record is earned).
 EARNED, OPEN, LOST = "earned", "open", "lost"
+#: The stages at which a gap still open is credited from its bound (:meth:`_settle`): when
+#: the bound is worth one cold start, and when it is exact.
+BOUND, EXACT = 0, 1
+
+
+def settled_after_s(plan: WindowPlan) -> float:
+    """The gap length past which ``plan`` costs the same whatever the gap (it kept, or
+    pre-warmed and kept, all it ever will)."""
+    return max(plan.keep_s, plan.warm_until_s or 0.0)
 
 
 class FunctionState:
@@ -314,19 +329,68 @@ class AdaptivePolicy(Policy):
                 fn.bet = None
             if release.plan is None:
                 continue
-            ref_slot, ref_wait = gap_cost(REFERENCE, gap, cold)
-            slot, wait = gap_cost(release.plan, gap, cold)
-            ds = (ref_slot - slot) * fn.gb
-            dw = ref_wait - wait
-            self._add(fn, ref_slot * fn.gb, ref_wait, ds, dw)
-            fn.worst[0] = max(fn.worst[0], -ds)
-            fn.worst[1] = max(fn.worst[1], -dw)
+            self._uncredit(fn, release)
+            price = self._gap_price(fn, release.plan, gap, cold)
+            self._add(fn, *price)
+            fn.worst[0] = max(fn.worst[0], -price[2])
+            fn.worst[1] = max(fn.worst[1], -price[3])
         closed.clear()
         standing = self.standing(fn)
         if standing != fn.standing:
             self._move(fn, -1.0)
             fn.standing = standing
             self._move(fn, 1.0)
+
+    @staticmethod
+    def _gap_price(
+        fn: FunctionState, plan: WindowPlan, gap: float, cold: float
+    ) -> tuple[float, float, float, float]:
+        """One gap under the baseline (slot GB·s, waiting s) and what ``plan`` saved on it
+        against the baseline (slot GB·s, waiting s)."""
+        ref_slot, ref_wait = gap_cost(REFERENCE, gap, cold)
+        slot, wait = gap_cost(plan, gap, cold)
+        return ref_slot * fn.gb, ref_wait, (ref_slot - slot) * fn.gb, ref_wait - wait
+
+    def _uncredit(self, fn: FunctionState, release: Release) -> None:
+        """Take back what :meth:`_settle` credited for the release's gap."""
+        credit = release.credit
+        if credit is not None:
+            release.credit = None
+            self._add(fn, -credit[0], -credit[1], -credit[2], -credit[3])
+
+    def _settle(self, fn: FunctionState, now: float) -> bool:
+        """Credit the function's open gaps with what they must at least save (module doc,
+        step 3); True if it credited any. O(1) plus one step per release that reaches a
+        stage: the walk goes from the oldest release and stops at the first not yet due."""
+        cold = self.cold_s(fn)
+        rate: list[float] = []  # the exchange rate, computed once and only if needed
+
+        def bound_worth_a_cold_start(release: Release) -> bool:
+            plan, age = release.plan, now - release.at
+            if plan is None or age <= settled_after_s(plan):
+                return plan is None
+            if not rate:
+                rate.append(self.kappa(fn))
+            kappa = rate[0]
+            *_, ds, dw = self._gap_price(fn, plan, age, cold)
+            return kappa * ds / fn.gb + dw >= cold + kappa * cold
+
+        def exact(release: Release) -> bool:
+            plan = release.plan
+            return plan is None or now - release.at > max(REFERENCE.keep_s, settled_after_s(plan))
+
+        credited = False
+        for stage, due in ((BOUND, bound_worth_a_cold_start), (EXACT, exact)):
+            for release in fn.gaps.reached(stage, due):
+                if release.plan is None or release.stage >= stage:
+                    continue
+                release.stage = stage
+                self._uncredit(fn, release)
+                price = self._gap_price(fn, release.plan, now - release.at, cold)
+                self._add(fn, *price)
+                release.credit = price
+                credited = True
+        return credited
 
     def _move(self, fn: FunctionState, sign: float) -> None:
         """Add (``sign`` 1) or take (-1) the function's saving to its standing's sum."""
@@ -439,6 +503,8 @@ class AdaptivePolicy(Policy):
         """Re-plan (a bounded slice per pass), then scale down idle instances kept longer
         than the plan in force would keep them (pre-warmed ones keep their own deadline)."""
         fn = self.state(pool, now)
+        if self._settle(fn, now):
+            self._price(fn)
         if now != self._slice_at:
             self._slice_at, self._slice_left = now, REPLAN_SLICE
         if self._slice_left > 0 and self.replan(fn):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 
 import attrs
 
@@ -38,12 +39,16 @@ class Release:
     launched: bool = False
     #: An arrival consumed the gap before the pre-warm started: do not start it.
     cancelled: bool = False
+    #: While the gap is open, what the owner credited for it from a bound (its own units),
+    #: and the last stage of :meth:`GapTracker.reached` that it reached (-1: none).
+    credit: tuple[float, ...] | None = None
+    stage: int = -1
 
 
 class GapTracker:
     """Release-to-reuse gaps of one function, as the clairvoyant matching sees them."""
 
-    __slots__ = ("_stack", "closed", "fresh", "horizon_s", "samples")
+    __slots__ = ("_reached", "_stack", "closed", "fresh", "horizon_s", "samples")
 
     def __init__(self, horizon_s: float = 3600.0, keep_samples: int = 1024) -> None:
         self.horizon_s = horizon_s
@@ -53,6 +58,8 @@ class GapTracker:
         self.fresh = 0
         #: Gaps closed since the owner last priced them: (release, gap; inf when censored).
         self.closed: list[tuple[Release, float]] = []
+        #: Per stage of :meth:`reached`: how many releases from the bottom passed it.
+        self._reached = [0, 0]
 
     def _add(self, release: Release, gap: float) -> None:
         self.samples.append(gap)
@@ -64,6 +71,10 @@ class GapTracker:
         limit = now - self.horizon_s
         while stack and stack[0].at < limit:
             self._add(stack.popleft(), math.inf)
+            reached = self._reached
+            for stage, count in enumerate(reached):
+                if count:
+                    reached[stage] = count - 1
 
     def arrival(self, now: float) -> Release | None:
         """A request arrived: it reuses the latest release (returned), if any."""
@@ -72,7 +83,26 @@ class GapTracker:
             return None
         release = self._stack.pop()
         self._add(release, max(0.0, now - release.at))
+        depth = len(self._stack)
+        reached = self._reached
+        for stage, count in enumerate(reached):
+            if count > depth:
+                reached[stage] = depth
         return release
+
+    def reached(self, stage: int, due: Callable[[Release], bool]) -> list[Release]:
+        """Open releases newly at ``stage``, oldest first: from the oldest not yet counted,
+        while ``due`` holds (the first that is not due stops the walk, so each pass is O(1)
+        plus what it returns; the stack is in release order, so what is older is mostly
+        due first)."""
+        stack = self._stack
+        i = self._reached[stage]
+        newly = []
+        while i < len(stack) and due(stack[i]):
+            newly.append(stack[i])
+            i += 1
+        self._reached[stage] = i
+        return newly
 
     def release(self, now: float, plan: WindowPlan) -> Release:
         """An instance was released with candidate ``plan``: push it on top of the stack."""
