@@ -59,7 +59,7 @@ class Fixture:
         """One warm request: arrival at ``start``, release ``duration`` later; the keep-alive
         is asked ``skew`` seconds after the release was observed (a wall clock moves)."""
         now = self.at(start)
-        self.policy.observe_arrival(self.pool, now)
+        self.policy.observe_arrival(self.pool, now, f"q{start}")
         inst.fire("assign", request=f"q{start}")
         now = self.at(start + duration)
         self.policy.observe_release(self.pool, inst, int(duration * 1000), now)
@@ -226,6 +226,25 @@ def test_a_credited_gap_is_priced_exactly_once_it_closes() -> None:
     early = _burst(early_policy)
     assert early_policy._settle(early, T0 + 301.0)
     assert early.saved == pytest.approx(unsettled.saved)
+
+
+def test_a_miss_delays_the_reuses_queued_behind_it_until_its_cold_start_is_ready(
+    fx: Fixture,
+) -> None:
+    """The keep-forever matching reuses an instance right after its request ends; under a
+    rule that missed, that request ended a cold start later, so the reuses behind it wait
+    too, until the cold start (and those the queue started) is ready."""
+    policy, pool = fx.policy, fx.pool
+    policy.observe_cold_start(pool, 100.0, 900.0, fx.at(0.0))  # a 1 s cold start
+    fn = policy.state(pool, fx.at(0.0))
+    fn.plan = WindowPlan(keep_s=0.0)  # the candidate destroys at release
+    inst = fx.instance()
+    fx.cycle(0.0, 0.05, inst)  # a new instance for both rules
+    fx.cycle(10.0, 0.05, inst)  # the baseline hits; the candidate waits its 1 s cold start
+    fx.cycle(10.1, 0.05, inst)  # queued behind it: 0.95 s more under the candidate
+    assert fn.saved[1] == pytest.approx(-(1.0 + 0.95))
+    fx.cycle(12.0, 0.05, inst)  # after the cold start is ready: a plain miss again
+    assert fn.saved[1] == pytest.approx(-(1.0 + 0.95 + 1.0))
 
 
 def test_an_open_function_follows_the_fleets_record_one_release_at_a_time(fx: Fixture) -> None:

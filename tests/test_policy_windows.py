@@ -8,7 +8,14 @@ import random
 
 import pytest
 
-from scaler.policy.windows import WindowPlan, break_even_s, choose_window, compress, gap_cost
+from scaler.policy.windows import (
+    WindowPlan,
+    break_even_s,
+    choose_window,
+    compress,
+    gap_cost,
+    lagged_cost,
+)
 
 COLD = 0.15
 
@@ -186,3 +193,18 @@ def test_compress_bounds_the_number_of_points() -> None:
     assert len(values) <= 64
     assert sum(weights) == pytest.approx(1000.0)
     assert values == sorted(values)
+
+
+@pytest.mark.parametrize(
+    ("gap", "lag", "cost"),
+    [
+        (5.0, 0.0, (5.0, 0.0, False)),  # no lag: the plain gap
+        (5.0, 2.0, (3.0, 0.0, False)),  # released 2 s late: 2 s less idle
+        (0.5, 2.0, (0.0, 1.5, True)),  # reused before it is free: waits for it
+        (0.5, 4.0, (3.0, 3.0, False)),  # would wait longer than a cold start: one instead
+    ],
+)
+def test_a_lagged_release_is_reused_later_or_queued_behind(
+    gap: float, lag: float, cost: tuple[float, float, bool]
+) -> None:
+    assert lagged_cost(WindowPlan(keep_s=10.0), gap, lag, 3.0) == pytest.approx(cost)

@@ -141,7 +141,7 @@ class Scheduler:
             )
         now = self.clock.now()
         pool.last_activity = now
-        self.decide.observe_arrival(pool, now)
+        self.decide.observe_arrival(pool, now, request_id)
         instance = pool.most_recent_idle()
         if instance is not None and not pool.waiters:
             instance.fire("assign", "warm hit", request=request_id)

@@ -12,16 +12,20 @@ How it decides (docs/policies.md has the long form):
    candidate). Keep for ``k``, or destroy and pre-warm just in time.
 3. **Counterfactual accounting.** Every gap that closes is priced under both rules, each as it
    would have played online: the 5-minute keep-alive, and the candidate plan in force when the
-   gap opened. Per function the policy sums what the candidate saved (slot GB·s and waiting
-   seconds, kept apart so the sum is re-priced at the current rate) and the worst single gap
-   it lost (at least one cold start); per run, the modelled baseline and the savings of all
-   candidates and of the functions of each standing. A gap still open is credited ahead of
-   its close with what it must at least save (:meth:`AdaptivePolicy._settle`): past the
-   candidate's plan, the candidate's cost is fixed and the baseline's is at least the gap's
-   age, so pricing the gap as if it closed now is a lower bound on both parts; it is credited
-   once that bound is worth a cold start, again once it is exact (past the 5 minutes too),
-   and replaced by the exact price when the gap closes. Without it, instances that a burst
-   left behind, which no arrival ever reuses, would never count.
+   gap opened. A miss delays the reuses queued behind it: a rule whose request waited releases
+   its instance that much later, and a reuse that comes before then waits too, until the cold
+   start that began the queue is ready (each rule's lag, ``_rule_cost``: without it a burst that
+   finds nothing warm costs one cold start in the record and a queue of them in the run). Per
+   function the policy sums what the candidate saved (slot GB·s and waiting seconds, kept apart
+   so the sum is re-priced at the current rate) and the worst single gap it lost (at least one
+   cold start); per run, the modelled baseline and the savings of all candidates and of the
+   functions of each standing. A gap still open is credited ahead of its close with what it must
+   at least save (:meth:`AdaptivePolicy._settle`): past the candidate's plan, the candidate's
+   cost is fixed and the baseline's is at least the gap's age, so pricing the gap as if it
+   closed now is a lower bound on both parts; it is credited once that bound is worth a cold
+   start, again once it is exact (past the 5 minutes too), and replaced by the exact price when
+   the gap closes. Without it, instances that a burst left behind, which no arrival ever reuses,
+   would never count.
 4. **Following.** A function's standing is EARNED while its saving, in waiting seconds,
    exceeds that worst loss (a wrong switch costs about one bad gap), LOST while it is
    negative, OPEN in between (a new function is open). An earned function follows its
@@ -54,7 +58,7 @@ from typing import TYPE_CHECKING
 
 from scaler.policy.base import ColdStartDecision, Policy
 from scaler.policy.observe import Ewma, GapTracker, Prices, Release
-from scaler.policy.windows import WindowPlan, break_even_s, choose_window, gap_cost
+from scaler.policy.windows import WindowPlan, break_even_s, choose_window, lagged_cost
 from scaler.states.lifecycle import BUSY, CREATING, IDLE, INITING
 
 if TYPE_CHECKING:
@@ -92,6 +96,20 @@ EARNED, OPEN, LOST = "earned", "open", "lost"
 BOUND, EXACT = 0, 1
 
 
+def _rule_cost(
+    plan: WindowPlan, release: Release, lag: tuple[float, float], gap: float, cold: float
+) -> tuple[float, float, tuple[float, float]]:
+    """(slot s, waiting s) of the gap after ``release`` under ``plan``, with the rule's
+    ``lag`` (seconds, and the epoch second it lasts to), and the lag the reusing request
+    passes on to its own release."""
+    arrival = release.at + gap
+    delay, until = lag
+    slot, wait, queued = lagged_cost(plan, gap, delay if arrival < until else 0.0, cold)
+    if wait <= 0.0:
+        return slot, wait, (0.0, 0.0)
+    return slot, wait, (wait, until if queued else arrival + wait)
+
+
 def settled_after_s(plan: WindowPlan) -> float:
     """The gap length past which ``plan`` costs the same whatever the gap (it kept, or
     pre-warmed and kept, all it ever will)."""
@@ -108,6 +126,7 @@ class FunctionState:
         "duration",
         "gaps",
         "gb",
+        "lags",
         "last_release",
         "last_released_instance",
         "last_touch",
@@ -135,6 +154,9 @@ class FunctionState:
         #: it lost on one gap (slot GB·s, waiting s; None: nothing lost yet).
         self.saved = [0.0, 0.0]
         self.worst = [0.0, 0.0]
+        #: Requests under way: what each waited under the baseline and under the candidate
+        #: (the lag of the release it will make, :class:`~scaler.policy.observe.Release`).
+        self.lags: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
         #: EARNED, OPEN or LOST, as of its latest observation (module constants).
         self.standing = OPEN
         #: While OPEN, the one release that follows the candidate before its gap is priced
@@ -330,7 +352,7 @@ class AdaptivePolicy(Policy):
             if release.plan is None:
                 continue
             self._uncredit(fn, release)
-            price = self._gap_price(fn, release.plan, gap, cold)
+            price = self._gap_price(fn, release, gap, cold)
             self._add(fn, *price)
             fn.worst[0] = max(fn.worst[0], -price[2])
             fn.worst[1] = max(fn.worst[1], -price[3])
@@ -343,12 +365,13 @@ class AdaptivePolicy(Policy):
 
     @staticmethod
     def _gap_price(
-        fn: FunctionState, plan: WindowPlan, gap: float, cold: float
+        fn: FunctionState, release: Release, gap: float, cold: float
     ) -> tuple[float, float, float, float]:
-        """One gap under the baseline (slot GB·s, waiting s) and what ``plan`` saved on it
-        against the baseline (slot GB·s, waiting s)."""
-        ref_slot, ref_wait = gap_cost(REFERENCE, gap, cold)
-        slot, wait = gap_cost(plan, gap, cold)
+        """One gap under the baseline (slot GB·s, waiting s) and what the release's plan
+        saved on it against the baseline (slot GB·s, waiting s), each rule's lag applied."""
+        assert release.plan is not None
+        ref_slot, ref_wait, _ = _rule_cost(REFERENCE, release, release.ref_lag, gap, cold)
+        slot, wait, _ = _rule_cost(release.plan, release, release.lag, gap, cold)
         return ref_slot * fn.gb, ref_wait, (ref_slot - slot) * fn.gb, ref_wait - wait
 
     def _uncredit(self, fn: FunctionState, release: Release) -> None:
@@ -367,17 +390,20 @@ class AdaptivePolicy(Policy):
 
         def bound_worth_a_cold_start(release: Release) -> bool:
             plan, age = release.plan, now - release.at
-            if plan is None or age <= settled_after_s(plan):
+            if plan is None or age - release.lag[0] <= settled_after_s(plan):
                 return plan is None
             if not rate:
                 rate.append(self.kappa(fn))
             kappa = rate[0]
-            *_, ds, dw = self._gap_price(fn, plan, age, cold)
+            *_, ds, dw = self._gap_price(fn, release, age, cold)
             return kappa * ds / fn.gb + dw >= cold + kappa * cold
 
         def exact(release: Release) -> bool:
             plan = release.plan
-            return plan is None or now - release.at > max(REFERENCE.keep_s, settled_after_s(plan))
+            if plan is None:
+                return True
+            age = now - release.at - max(release.lag[0], release.ref_lag[0])
+            return age > max(REFERENCE.keep_s, settled_after_s(plan))
 
         credited = False
         for stage, due in ((BOUND, bound_worth_a_cold_start), (EXACT, exact)):
@@ -386,7 +412,7 @@ class AdaptivePolicy(Policy):
                     continue
                 release.stage = stage
                 self._uncredit(fn, release)
-                price = self._gap_price(fn, release.plan, now - release.at, cold)
+                price = self._gap_price(fn, release, now - release.at, cold)
                 self._add(fn, *price)
                 release.credit = price
                 credited = True
@@ -428,16 +454,35 @@ class AdaptivePolicy(Policy):
         return True
 
     # -- observations ----------------------------------------------------------------------
-    def observe_arrival(self, pool: Pool, now: float) -> None:
+    def observe_arrival(self, pool: Pool, now: float, request_id: str = "") -> None:
         fn = self.state(pool, now)
         fn.recent_arrivals.append(now)
         release = fn.gaps.arrival(now)
+        cold = self.cold_s(fn)
         if release is None:  # one more instance, whatever the rule: a cold start for all
-            cold = self.cold_s(fn)
             self._add(fn, cold * fn.gb, cold, 0.0, 0.0)
-        elif release.launch_at is not None and not release.launched:
-            release.cancelled = True
+            waits = ((cold, now + cold), (cold, now + cold))
+        else:
+            if release.launch_at is not None and not release.launched:
+                release.cancelled = True
+            waits = self._waits(release, now - release.at, cold)
+        if request_id:
+            if len(fn.lags) > 10_000:  # requests that failed never release: stay bounded
+                fn.lags.clear()
+            fn.lags[request_id] = waits
         self._price(fn)
+
+    @staticmethod
+    def _waits(
+        release: Release, gap: float, cold: float
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The lags (:class:`~scaler.policy.observe.Release`) that the request reusing
+        ``release`` after ``gap`` passes on, under the baseline and under the release's
+        plan (the baseline's, for a release priced by no plan)."""
+        ref = _rule_cost(REFERENCE, release, release.ref_lag, gap, cold)[2]
+        if release.plan is None:
+            return ref, ref
+        return ref, _rule_cost(release.plan, release, release.lag, gap, cold)[2]
 
     def observe_release(self, pool: Pool, instance: Instance, duration_ms: int, now: float) -> None:
         fn = self.state(pool, now)
@@ -455,7 +500,10 @@ class AdaptivePolicy(Policy):
             waited = max(0.0, instance.changed_at - arrived)
             self.prices.wait_s += waited
             at -= waited
-        fn.last_release = fn.gaps.release(at, self.candidate(fn))
+        release = fn.last_release = fn.gaps.release(at, self.candidate(fn))
+        lags = fn.lags.pop(instance.request_id or "", None)
+        if lags is not None:
+            release.ref_lag, release.lag = lags
         fn.last_released_instance = instance.instance_id
         self._price(fn)
 

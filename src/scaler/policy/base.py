@@ -48,8 +48,8 @@ class Policy:
     precise_timers: bool = False
 
     # -- observations ----------------------------------------------------------------------
-    def observe_arrival(self, pool: Pool, now: float) -> None:
-        """A request for ``pool``'s function arrived (before it is served)."""
+    def observe_arrival(self, pool: Pool, now: float, request_id: str = "") -> None:
+        """Request ``request_id`` for ``pool``'s function arrived (before it is served)."""
 
     def observe_release(self, pool: Pool, instance: Instance, duration_ms: int, now: float) -> None:
         """A request finished on ``instance`` (Idle was called)."""

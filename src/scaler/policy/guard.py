@@ -72,8 +72,8 @@ class GuardedPolicy:
         return fallback
 
     # -- observations --------------------------------------------------------------------------
-    def observe_arrival(self, pool: Pool, now: float) -> None:
-        self._call("observe_arrival", pool.key, None, pool, now)
+    def observe_arrival(self, pool: Pool, now: float, request_id: str = "") -> None:
+        self._call("observe_arrival", pool.key, None, pool, now, request_id)
 
     def observe_release(self, pool: Pool, instance: Instance, duration_ms: int, now: float) -> None:
         self._call("observe_release", pool.key, None, pool, instance, duration_ms, now)

@@ -43,6 +43,13 @@ class Release:
     #: and the last stage of :meth:`GapTracker.reached` that it reached (-1: none).
     credit: tuple[float, ...] | None = None
     stage: int = -1
+    #: How much later than ``at`` the instance is released under the baseline and under
+    #: the candidate (the wait its request had under that rule: a cold start delays the
+    #: reuse the keep-forever matching sees; :func:`~scaler.policy.windows.lagged_cost`),
+    #: each with the epoch second it lasts to: the cold start that began the queue is ready
+    #: then, and so are those the requests queued behind it started.
+    ref_lag: tuple[float, float] = (0.0, 0.0)
+    lag: tuple[float, float] = (0.0, 0.0)
 
 
 class GapTracker:

@@ -181,6 +181,23 @@ def choose_window(
     return best
 
 
+def lagged_cost(
+    plan: WindowPlan, gap: float, lag: float, cold_s: float
+) -> tuple[float, float, bool]:
+    """:func:`gap_cost` where the instance was released ``lag`` seconds later than the
+    matching saw (its request waited that long under ``plan``'s rule), and whether the
+    reuse queued behind that lag. A reuse that comes before the instance is free waits for
+    it, or at most a cold start: in a burst, one miss delays the reuses behind it, as a
+    queue does.
+    """
+    gap -= lag
+    if gap >= 0.0:
+        return (*gap_cost(plan, gap, cold_s), False)
+    if -gap < cold_s:
+        return 0.0, -gap, True
+    return cold_s, cold_s, False
+
+
 def gap_cost(plan: WindowPlan, gap: float, cold_s: float) -> tuple[float, float]:
     """(slot seconds, waiting seconds) ``plan`` costs for one gap (``inf``: never reused).
 
