@@ -84,6 +84,9 @@ REPLAN_RATE_FACTOR = 2.0
 #: Most plans recomputed in one expiry pass (a bounded slice; the rest wait for the next
 #: pass or their own function's wake-up).
 REPLAN_SLICE = 8
+#: Requests under way whose lags a function remembers (bounded memory: a request that fails
+#: never releases, so its entry is never popped; past the bound the map starts afresh).
+MAX_LAGS = 10_000
 #: Deadlines within this many seconds of ``now`` count as reached (float round-off of timers).
 EPSILON_S = 1e-6
 #: A function's standing, from its own counterfactual record (:meth:`AdaptivePolicy._price`):
@@ -467,7 +470,7 @@ class AdaptivePolicy(Policy):
                 release.cancelled = True
             waits = self._waits(release, now - release.at, cold)
         if request_id:
-            if len(fn.lags) > 10_000:  # requests that failed never release: stay bounded
+            if len(fn.lags) > MAX_LAGS:
                 fn.lags.clear()
             fn.lags[request_id] = waits
         self._price(fn)
