@@ -19,6 +19,7 @@ cannot add raises :class:`MergeError` instead of being dropped.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -140,7 +141,7 @@ def merge_totals(parts: Sequence[RunTotals]) -> RunTotals:
             values[name] = unscaled(exact[name])
         elif name in RULES:
             values[name] = RULES[name](column)
-        elif all(isinstance(v, list | ValueCounts) for v in column):
+        elif all(isinstance(v, list | array | ValueCounts) for v in column):
             values[name] = ValueCounts.merged(
                 v if isinstance(v, ValueCounts) else ValueCounts.of(v) for v in column
             )

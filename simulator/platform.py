@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -47,11 +47,21 @@ class SlotRecord:
     initialised: bool = False
 
 
+#: A destroyed slot, final: SlotRecord's fields as a plain tuple (see SlotLedger).
+Settled = tuple[str, int, float, float, "str | None", "str | None", bool]
+
+
 class SlotLedger:
-    """Every slot ever created, and the instances living on them."""
+    """Every slot ever created, and the instances living on them.
+
+    A destroyed slot is kept as a plain tuple of its fields: the cyclic collector stops
+    tracking a tuple of plain values, and a long replay destroys tens of thousands of slots.
+    As objects, every full collection would walk them inside whichever scaler call
+    triggers it, a pause the measured compute would charge to a scaler that has no ledger.
+    """
 
     def __init__(self) -> None:
-        self.slots: dict[str, SlotRecord] = {}
+        self._settled: list[Settled] = []
         self._by_instance: dict[str, SlotRecord] = {}
         self._live: dict[str, SlotRecord] = {}
         self._ids = UuidIds("slots")  # UUID-like, as the challenge's (simulator/ids.py)
@@ -59,9 +69,19 @@ class SlotLedger:
     def create(self, memory_mb: int, requested_at: float) -> SlotRecord:
         """A new live slot, costing from ``requested_at`` (its accepted CreateSlot request)."""
         record = SlotRecord(next(self._ids), memory_mb, requested_at)
-        self.slots[record.id] = record
         self._live[record.id] = record
         return record
+
+    @property
+    def created_count(self) -> int:
+        """Slots ever created (live and destroyed)."""
+        return len(self._settled) + len(self._live)
+
+    def records(self) -> Iterator[SlotRecord]:
+        """Every slot ever created, destroyed ones first (fresh objects for those)."""
+        for fields in self._settled:
+            yield SlotRecord(*fields)
+        yield from self._live.values()
 
     def initialise(self, record: SlotRecord, instance_id: str, key: str) -> None:
         record.instance_id = instance_id
@@ -74,6 +94,17 @@ class SlotLedger:
         del self._live[record.id]
         if record.instance_id is not None:
             self._by_instance.pop(record.instance_id, None)
+        self._settled.append(
+            (
+                record.id,
+                record.memory_mb,
+                record.created_at,
+                now,
+                record.instance_id,
+                record.key,
+                record.initialised,
+            )
+        )
 
     def live_records(self) -> Iterable[SlotRecord]:
         """The live slots (a view: do not create or destroy while iterating)."""
@@ -96,12 +127,12 @@ class SlotLedger:
     def slot_gbs(self, end: float) -> float:
         """Sum over slots of (destroy time, capped at ``end``) - create time, times GB; added
         exactly and rounded once, so the total does not depend on the slots' order."""
-        return unscaled(exact_sum(slot_cost(r, end) for r in self.slots.values()))
+        return unscaled(exact_sum(slot_cost(r, end) for r in self.records()))
 
     def live_at(self, end: float) -> int:
         return sum(
             1
-            for r in self.slots.values()
+            for r in self.records()
             if r.created_at <= end and (r.destroyed_at is None or r.destroyed_at > end)
         )
 

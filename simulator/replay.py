@@ -185,7 +185,9 @@ class Replayer:
         self._abort_reason = ""
         self._waiter: asyncio.Future[None] | None = None  # the run loop's wakeable timer
         self._tasks: set[asyncio.Task[None]] = set()
-        self._seen_instances: set[str] = set()
+        #: Instance ids seen (a plain dict of strings, not a set: the cyclic collector does
+        #: not track it, so a full collection inside a scaler call does not walk its ids).
+        self._seen_instances: dict[str, None] = {}
         self._metas = {k: _meta_message(m) for k, m in dataset.metas.items()}
         self._memory_gb = {k: m.memory_mb / 1024.0 for k, m in dataset.metas.items()}
         #: An in-process transport's round trip, paid with a sleep the replayer makes anyway:
@@ -360,7 +362,7 @@ class Replayer:
         if instance_id in self._seen_instances:
             t.warm_hits += 1
         else:
-            self._seen_instances.add(instance_id)
+            self._seen_instances[instance_id] = None
             t.cold_starts += 1
             if self.timeline is not None:
                 self.timeline.cold_start(request.key, (loop.time() - self._start) * speed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -26,6 +27,10 @@ SUCCESS_GATE = 0.9995
 
 MS_PER_S = 1000.0
 MB_PER_GB = 1024.0
+
+
+def _doubles() -> array[float]:
+    return array("d")
 
 
 @attrs.define(slots=True)
@@ -48,8 +53,10 @@ class RunTotals:
     live_slots: int = 0
     cold_starts: int = 0
     warm_hits: int = 0
-    assign_latencies_ms: list[float] = attrs.Factory(list)
-    idle_latencies_ms: list[float] = attrs.Factory(list)
+    #: Per-request latencies as raw doubles: a list of half a million floats would be walked
+    #: by every full collection, a pause charged to whichever scaler call triggers it.
+    assign_latencies_ms: array[float] = attrs.Factory(_doubles)
+    idle_latencies_ms: array[float] = attrs.Factory(_doubles)
     wall_time_s: float = 0.0
     #: CPU time of this process during the replay (beside wall time: how shared the machine was).
     cpu_time_s: float = 0.0

@@ -90,7 +90,7 @@ def replay_shard(
     end, known = run.replay_end_s, run.linger_end_s
     settled: list[float] = []
     tail: list[SlotRecord] = []
-    for slot in run.ledger.slots.values():
+    for slot in run.ledger.records():
         if slot.destroyed_at is not None and slot.destroyed_at <= end:
             settled.append(slot_cost(slot, end))
         elif slot.destroyed_at is not None and slot.destroyed_at > known:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 
 import pytest
 
-from scaler.policy.observe import Ewma, GapTracker, Prices, Release
+from scaler.policy.observe import Ewma, GapTracker, Prices, RecentSamples, Release
 from scaler.policy.windows import WindowPlan
 
 PLAN = WindowPlan(keep_s=1.0)
@@ -116,3 +117,27 @@ def test_reached_walks_each_open_release_once_and_follows_the_stack() -> None:
     gaps.arrival(100.5)  # censors the release at 0, reuses the one at 14
     later = gaps.release(101.0, PLAN)
     assert gaps.reached(0, older_than(10.0, 120.0)) == [later]
+
+
+def test_recent_samples_keep_the_last_ones_oldest_first() -> None:
+    samples = RecentSamples(3)
+    for value in (1.0, 2.0):
+        samples.append(value)
+    assert list(samples) == [1.0, 2.0]
+    for value in (3.0, 4.0, 5.0):
+        samples.append(value)
+    assert list(samples) == [3.0, 4.0, 5.0]
+    samples.append(6.0)
+    assert list(samples) == [4.0, 5.0, 6.0]
+    assert len(samples) == 3
+
+
+def test_recent_samples_are_not_walked_by_the_cyclic_collector() -> None:
+    # Why they are an array: a full collection visits every element of a container, and a
+    # pause of tens of ms lands in whichever Assign or Idle triggers it.
+    samples = RecentSamples(1024)
+    for i in range(2000):
+        samples.append(float(i))
+    direct = [r for r in gc.get_referents(samples) if not isinstance(r, type)]
+    nested = [r for d in direct for r in gc.get_referents(d) if not isinstance(r, type)]
+    assert len(direct) + len(nested) < 10  # a deque would show its 1,024 floats here

@@ -210,7 +210,7 @@ def test_empty_run_record() -> None:
 def test_run_totals_defaults_are_independent() -> None:
     a, b = RunTotals(), RunTotals()
     a.assign_latencies_ms.append(1.0)
-    assert b.assign_latencies_ms == []
+    assert list(b.assign_latencies_ms) == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ async def run_and_terminate(log: Path) -> tuple[int, float, int, int, int]:
     await asyncio.gather(load, return_exceptions=True)
     await channel.close()
     live = service.ledger.live_count
-    created = len(service.ledger.slots)
+    created = service.ledger.created_count
     await server.stop(0)
     return code, exited_after, live, slots_at_signal, created
 

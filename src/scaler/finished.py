@@ -4,7 +4,6 @@ request."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 
 from scaler.answers import InvalidAssignment, NotFound
@@ -12,26 +11,40 @@ from scaler.states import BUSY, Instance
 
 
 class FinishedRequests:
-    """The last ``capacity`` released requests (request id → instance id), oldest dropped."""
+    """At least the last ``capacity`` released requests (request id → instance id).
+
+    Two generations of plain dicts: the newest fills to ``capacity``, then replaces the
+    older one, so memory is bounded by twice ``capacity`` and every operation is O(1). A
+    plain dict of strings is not tracked by the cyclic collector; an OrderedDict is, and a
+    full collection would walk its hundreds of thousands of ids inside whichever Assign or
+    Idle triggers it.
+    """
 
     def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity = capacity
-        self._released: OrderedDict[str, str] = OrderedDict()
+        self._recent: dict[str, str] = {}
+        self._older: dict[str, str] = {}
 
     def __contains__(self, request_id: object) -> bool:
-        return request_id in self._released
+        return request_id in self._recent or request_id in self._older
 
     def remember(self, request_id: str, instance_id: str) -> None:
-        self._released[request_id] = instance_id
-        if len(self._released) > self.capacity:
-            self._released.popitem(last=False)
+        if len(self._recent) >= self.capacity:
+            self._older, self._recent = self._recent, {}
+        self._recent[request_id] = instance_id
+
+    def _released_to(self, request_id: str) -> str | None:
+        found = self._recent.get(request_id)
+        return found if found is not None else self._older.get(request_id)
 
     def check(
         self, instances: Mapping[str, Instance], request_id: str, key: str, instance_id: str
     ) -> Instance:
         """The instance ``request_id`` may release, else the refusal that says why."""
         instance = instances.get(instance_id)
-        released = self._released.get(request_id) == instance_id
+        released = self._released_to(request_id) == instance_id
         if instance is None:
             if released:
                 raise InvalidAssignment(f"request {request_id} was already released")

@@ -14,8 +14,9 @@ other, do not feed on the policy's own decisions.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 
@@ -52,6 +53,41 @@ class Release:
     lag: tuple[float, float] = (0.0, 0.0)
 
 
+class RecentSamples:
+    """The last ``capacity`` gap samples, oldest first, in a flat ``array('d')``.
+
+    A deque of floats is a container the cyclic collector walks element by element: with a
+    thousand samples for each of hundreds of functions, every full collection visits
+    hundreds of thousands of floats, a pause of tens of milliseconds inside whichever
+    Assign or Idle triggers it. An array holds raw doubles and is not a container.
+    """
+
+    __slots__ = ("_next", "_values", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._values = array("d")
+        #: Where the next sample goes once the buffer is full (the oldest one).
+        self._next = 0
+
+    def append(self, value: float) -> None:
+        values = self._values
+        if len(values) < self.capacity:
+            values.append(value)
+            return
+        values[self._next] = value
+        self._next = (self._next + 1) % self.capacity
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[float]:
+        values, split = self._values, self._next
+        return iter(values[split:] + values[:split] if split else values)
+
+
 class GapTracker:
     """Release-to-reuse gaps of one function, as the clairvoyant matching sees them."""
 
@@ -60,7 +96,7 @@ class GapTracker:
     def __init__(self, horizon_s: float = 3600.0, keep_samples: int = 1024) -> None:
         self.horizon_s = horizon_s
         self._stack: deque[Release] = deque()
-        self.samples: deque[float] = deque(maxlen=keep_samples)
+        self.samples = RecentSamples(keep_samples)
         #: Samples added since the owner last recomputed what it derives from them.
         self.fresh = 0
         #: Gaps closed since the owner last priced them: (release, gap; inf when censored).

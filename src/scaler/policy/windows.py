@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -52,7 +52,7 @@ def break_even_s(cold_s: float, kappa: float) -> float:
 
 
 def compress(
-    samples: Sequence[float], max_points: int = 96, tolerance: float = 0.02
+    samples: Iterable[float], max_points: int = 96, tolerance: float = 0.02
 ) -> tuple[list[float], list[float], float]:
     """Summarise gap samples as weighted points: (sorted values, weights, censored weight).
 
