@@ -113,6 +113,23 @@ def _rule_cost(
     return slot, wait, (wait, until if queued else arrival + wait)
 
 
+Cost = tuple[float, float, tuple[float, float]]
+"""What :func:`_rule_cost` returns: slot s, waiting s, the lag passed on."""
+
+
+def _costs(release: Release, gap: float, cold: float) -> tuple[Cost, Cost]:
+    """The gap after ``release`` under the baseline and under the release's plan (the
+    baseline's for a release priced by no plan), each with its own lag; what the arrival
+    that closed the gap already priced is read back, not priced again."""
+    priced = release.priced
+    if priced is not None and priced[0] == gap:
+        return priced[1], priced[2]
+    ref = _rule_cost(REFERENCE, release, release.ref_lag, gap, cold)
+    if release.plan is None:
+        return ref, ref
+    return ref, _rule_cost(release.plan, release, release.lag, gap, cold)
+
+
 def settled_after_s(plan: WindowPlan) -> float:
     """The gap length past which ``plan`` costs the same whatever the gap (it kept, or
     pre-warmed and kept, all it ever will)."""
@@ -373,8 +390,7 @@ class AdaptivePolicy(Policy):
         """One gap under the baseline (slot GB·s, waiting s) and what the release's plan
         saved on it against the baseline (slot GB·s, waiting s), each rule's lag applied."""
         assert release.plan is not None
-        ref_slot, ref_wait, _ = _rule_cost(REFERENCE, release, release.ref_lag, gap, cold)
-        slot, wait, _ = _rule_cost(release.plan, release, release.lag, gap, cold)
+        (ref_slot, ref_wait, _), (slot, wait, _) = _costs(release, gap, cold)
         return ref_slot * fn.gb, ref_wait, (ref_slot - slot) * fn.gb, ref_wait - wait
 
     def _uncredit(self, fn: FunctionState, release: Release) -> None:
@@ -468,24 +484,15 @@ class AdaptivePolicy(Policy):
         else:
             if release.launch_at is not None and not release.launched:
                 release.cancelled = True
-            waits = self._waits(release, now - release.at, cold)
+            gap = now - release.at
+            ref, ours = _costs(release, gap, cold)
+            release.priced = (gap, ref, ours)
+            waits = (ref[2], ours[2])
         if request_id:
             if len(fn.lags) > MAX_LAGS:
                 fn.lags.clear()
             fn.lags[request_id] = waits
         self._price(fn)
-
-    @staticmethod
-    def _waits(
-        release: Release, gap: float, cold: float
-    ) -> tuple[tuple[float, float], tuple[float, float]]:
-        """The lags (:class:`~scaler.policy.observe.Release`) that the request reusing
-        ``release`` after ``gap`` passes on, under the baseline and under the release's
-        plan (the baseline's, for a release priced by no plan)."""
-        ref = _rule_cost(REFERENCE, release, release.ref_lag, gap, cold)[2]
-        if release.plan is None:
-            return ref, ref
-        return ref, _rule_cost(release.plan, release, release.lag, gap, cold)[2]
 
     def observe_release(self, pool: Pool, instance: Instance, duration_ms: int, now: float) -> None:
         fn = self.state(pool, now)

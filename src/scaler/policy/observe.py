@@ -17,6 +17,7 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 
@@ -51,6 +52,9 @@ class Release:
     #: then, and so are those the requests queued behind it started.
     ref_lag: tuple[float, float] = (0.0, 0.0)
     lag: tuple[float, float] = (0.0, 0.0)
+    #: The gap the arrival that reused it closed, and that gap's cost under the baseline and
+    #: under the plan (the owner's; priced once at the arrival, read again by its accounting).
+    priced: tuple[float, Any, Any] | None = None
 
 
 class RecentSamples:
