@@ -29,7 +29,7 @@ MS_PER_S = 1000.0
 MB_PER_GB = 1024.0
 
 
-def _doubles() -> array[float]:
+def _doubles() -> array:  # type: ignore[type-arg]
     return array("d")
 
 
@@ -55,8 +55,8 @@ class RunTotals:
     warm_hits: int = 0
     #: Per-request latencies as raw doubles: a list of half a million floats would be walked
     #: by every full collection, a pause charged to whichever scaler call triggers it.
-    assign_latencies_ms: array[float] = attrs.Factory(_doubles)
-    idle_latencies_ms: array[float] = attrs.Factory(_doubles)
+    assign_latencies_ms: array = attrs.Factory(_doubles)  # type: ignore[type-arg]
+    idle_latencies_ms: array = attrs.Factory(_doubles)  # type: ignore[type-arg]
     wall_time_s: float = 0.0
     #: CPU time of this process during the replay (beside wall time: how shared the machine was).
     cpu_time_s: float = 0.0

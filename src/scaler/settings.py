@@ -20,7 +20,8 @@ class SchedulerSettings:
     #: after at most this long. A policy that never starts one cannot hold a request to its
     #: Assign deadline; 30 s is above any cold start seen in the traces (init ≤ 10 s).
     max_patience_s: float = 30.0
-    #: How many finished request ids are remembered to name a duplicate Idle clearly.
+    #: How many finished request ids are at least remembered to name a duplicate Idle clearly
+    #: (at most twice as many are kept: scaler/finished.py).
     remember_finished: int = 100_000
     #: Capped exponential back-off of DestroySlot retries.
     destroy_retry_first_s: float = 0.1

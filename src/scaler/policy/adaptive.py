@@ -57,7 +57,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from scaler.policy.base import ColdStartDecision, Policy
-from scaler.policy.observe import Ewma, GapTracker, Prices, Release
+from scaler.policy.observe import Cost, Ewma, GapTracker, Prices, Release
 from scaler.policy.windows import WindowPlan, break_even_s, choose_window, lagged_cost
 from scaler.states.lifecycle import BUSY, CREATING, IDLE, INITING
 
@@ -101,7 +101,7 @@ BOUND, EXACT = 0, 1
 
 def _rule_cost(
     plan: WindowPlan, release: Release, lag: tuple[float, float], gap: float, cold: float
-) -> tuple[float, float, tuple[float, float]]:
+) -> Cost:
     """(slot s, waiting s) of the gap after ``release`` under ``plan``, with the rule's
     ``lag`` (seconds, and the epoch second it lasts to), and the lag the reusing request
     passes on to its own release."""
@@ -111,10 +111,6 @@ def _rule_cost(
     if wait <= 0.0:
         return slot, wait, (0.0, 0.0)
     return slot, wait, (wait, until if queued else arrival + wait)
-
-
-Cost = tuple[float, float, tuple[float, float]]
-"""What :func:`_rule_cost` returns: slot s, waiting s, the lag passed on."""
 
 
 def _costs(release: Release, gap: float, cold: float) -> tuple[Cost, Cost]:

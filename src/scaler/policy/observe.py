@@ -17,11 +17,14 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import attrs
 
 from scaler.policy.windows import WindowPlan, compress
+
+#: One gap under one rule: slot seconds, waiting seconds, and the lag (seconds, and the epoch
+#: second it lasts to) the reusing request passes on to its own release.
+Cost = tuple[float, float, tuple[float, float]]
 
 
 @attrs.define(slots=True, eq=False)
@@ -54,7 +57,7 @@ class Release:
     lag: tuple[float, float] = (0.0, 0.0)
     #: The gap the arrival that reused it closed, and that gap's cost under the baseline and
     #: under the plan (the owner's; priced once at the arrival, read again by its accounting).
-    priced: tuple[float, Any, Any] | None = None
+    priced: tuple[float, Cost, Cost] | None = None
 
 
 class RecentSamples:
