@@ -47,10 +47,6 @@ class SlotRecord:
     initialised: bool = False
 
 
-#: A destroyed slot, final: SlotRecord's fields as a plain tuple (see SlotLedger).
-Settled = tuple[str, int, float, float, str | None, str | None, bool]
-
-
 class SlotLedger:
     """Every slot ever created, and the instances living on them.
 
@@ -62,7 +58,8 @@ class SlotLedger:
     """
 
     def __init__(self) -> None:
-        self._settled: list[Settled] = []
+        #: Destroyed slots, final: SlotRecord's fields in its order (``attrs.astuple``).
+        self._settled: list[tuple[Any, ...]] = []
         self._by_instance: dict[str, SlotRecord] = {}
         self._live: dict[str, SlotRecord] = {}
         self._ids = UuidIds("slots")  # UUID-like, as the challenge's (simulator/ids.py)
@@ -95,17 +92,7 @@ class SlotLedger:
         del self._live[record.id]
         if record.instance_id is not None:
             self._by_instance.pop(record.instance_id, None)
-        self._settled.append(
-            (
-                record.id,
-                record.memory_mb,
-                record.created_at,
-                now,
-                record.instance_id,
-                record.key,
-                record.initialised,
-            )
-        )
+        self._settled.append(attrs.astuple(record, recurse=False))
 
     def live_records(self) -> Iterable[SlotRecord]:
         """The live slots (a view: do not create or destroy while iterating)."""
