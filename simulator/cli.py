@@ -579,6 +579,20 @@ class _ShardedRun:
         self.injected_faults = dict(injected)
 
 
+def shards_note(policy: str, shards: int) -> str | None:
+    """A warning for a sharded replay of a policy whose decisions depend on the other
+    functions' totals: its score is the deployment's, not one process's."""
+    from scaler.policy import POLICIES
+
+    if shards < 2 or not getattr(POLICIES.get(policy), "steers_by_fleet", False):
+        return None
+    return (
+        f"simulate: note: with --shards {shards}, each replica of {policy} steers by its own "
+        f"shard's totals, so this is the score of {shards} replicas, not of one process; it "
+        "can be lower, even below reference (docs/scaling-out.md)"
+    )
+
+
 def shard_table(shards: list[dict[str, Any]]) -> str:
     """The per-shard breakdown as aligned lines."""
     lines = ["shard  functions   requests    score  slot GB·s  cold starts  wall s  RSS MB"]
@@ -606,6 +620,9 @@ def _run_sharded(args: argparse.Namespace, sources: list[Any], faults: FaultSpec
         faults=faults,
         seed=args.seed,
     )
+    note = shards_note(args.policy, args.shards)
+    if note:
+        print(note, file=sys.stderr)
     started = time.perf_counter()
     session = contextlib.ExitStack()
     try:

@@ -36,6 +36,7 @@ def test_two_shards_on_ray_give_the_exact_merged_record(
     record = json.loads(out.strip().splitlines()[-1])
     assert 2000 <= record["totalRequestsCount"] <= 10_000
     assert "shards: 2/2 done" in err
+    assert "steers by its own shard" not in err  # reference decides per function
     options = ShardOptions(policy="reference", rpc_latency_ms=1.0)
     local = merged_record(
         [replay_shard(FolderSource(str(folder)), 2, i, options) for i in range(2)],
@@ -60,3 +61,4 @@ def test_a_failed_shard_is_named_and_no_record_is_printed(
     out, err = capsys.readouterr()
     assert out == ""
     assert "of 2 failed: DatasetError:" in err and "no record" in err
+    assert "each replica of adaptive steers by its own shard's totals" in err  # the default

@@ -87,3 +87,15 @@ def test_bad_sharded_arguments_exit_2_before_ray_starts(
 
     assert main(["simulate", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_sharded_replay_of_a_fleet_steered_policy_is_flagged() -> None:
+    # The default's replicas each steer by their own shard (docs/scaling-out.md): the user is
+    # told the sharded score is the deployment's; reference decides per function, no note.
+    from simulator.cli import shards_note
+
+    note = shards_note("adaptive", 2)
+    assert note is not None and "adaptive" in note and "--shards 2" in note
+    assert shards_note("adaptive", 1) is None
+    assert shards_note("reference", 8) is None
+    assert shards_note("hybrid", 2) is None  # windows from each function's own gaps

@@ -200,6 +200,7 @@ class AdaptivePolicy(Policy):
     name = "adaptive"
     gc_interval_s = 30.0
     precise_timers = True
+    steers_by_fleet = True  # the exchange rate, the run-ahead test, the fleet's record
     #: Follow the candidate only where it has paid (off: always, for the bench's ablation).
     gated = True
     #: Cold starts only when the queue needs them (off: one per waiting request).

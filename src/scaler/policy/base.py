@@ -46,6 +46,10 @@ class Policy:
     gc_interval_s: float = 10.0
     #: Act on deadlines and pre-warms when due (``next_wakeup``), not only at expiry passes.
     precise_timers: bool = False
+    #: Decisions for one function depend on the totals of the other functions the process
+    #: holds (a fleet-wide rate, say), so N replicas that split the functions may
+    #: decide otherwise than one process would (docs/scaling-out.md).
+    steers_by_fleet: bool = False
 
     # -- observations ----------------------------------------------------------------------
     def observe_arrival(self, pool: Pool, now: float, request_id: str = "") -> None:

@@ -43,6 +43,7 @@ class HybridHistogramPolicy(AdaptivePolicy):
     name = "hybrid"
     gated = False
     queue_aware = False
+    steers_by_fleet = False  # windows from each function's own gaps, no fleet rate
 
     def __init__(self, settings: HybridSettings | None = None) -> None:
         self.settings = settings or HybridSettings()
