@@ -117,13 +117,6 @@ class SlotLedger:
         exactly and rounded once, so the total does not depend on the slots' order."""
         return unscaled(exact_sum(slot_cost(r, end) for r in self.records()))
 
-    def live_at(self, end: float) -> int:
-        return sum(
-            1
-            for r in self.records()
-            if r.created_at <= end and (r.destroyed_at is None or r.destroyed_at > end)
-        )
-
 
 def slot_cost(record: SlotRecord, end: float) -> float:
     """GB·s of one slot from its creation to its destruction, capped at ``end`` (0 if it was
