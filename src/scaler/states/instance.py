@@ -10,6 +10,9 @@ deadline of an idle one, its slot, why it is being deleted. It then tells the in
 the new state implies) and the journal, in that order, so a failing log sink cannot leave an
 index behind the FSM.
 
+The machine is a :class:`~scaler.states.machine.LeanMachine`: the library's classes, minus
+their walks of the callback lists this machine leaves empty (about 40 % of an event's cost).
+
 Instances are not registered with the machine (``add_model``): that would bind ~30 methods per
 instance and make every registration scan every live instance (measured: 170 µs per creation
 and 8.9 KB per instance at 10,000 live ones). An event the current state does not allow, or
@@ -34,6 +37,7 @@ from scaler.states.lifecycle import (
     INITIAL_STATE,
     STATES,
 )
+from scaler.states.machine import LeanMachine
 
 if TYPE_CHECKING:
     import asyncio
@@ -77,24 +81,33 @@ class Lifecycle(Protocol):
         """Start what the new state implies (a platform call), after the record is out."""
 
 
-MACHINE = Machine(
-    model=None,
-    states=list(STATES),
-    transitions=[
-        {
-            "trigger": e.event,
-            "source": e.source,
-            "dest": e.dest,
-            "conditions": [e.condition] if e.condition else [],
+def build_machine(cls: type[Machine] = LeanMachine, **options: Any) -> Machine:
+    """A machine of class ``cls`` built from the lifecycle table (``options`` override or add
+    ``transitions.Machine`` arguments; the tests compare the lean machine with the stock one)."""
+    return cls(
+        **{
+            "model": None,
+            "states": list(STATES),
+            "transitions": [
+                {
+                    "trigger": e.event,
+                    "source": e.source,
+                    "dest": e.dest,
+                    "conditions": [e.condition] if e.condition else [],
+                }
+                for e in EDGES
+            ],
+            "initial": INITIAL_STATE,
+            "auto_transitions": False,
+            "send_event": True,
+            "after_state_change": "_after_transition",
+            "ignore_invalid_triggers": False,
+            **options,
         }
-        for e in EDGES
-    ],
-    initial=INITIAL_STATE,
-    auto_transitions=False,
-    send_event=True,
-    after_state_change="_after_transition",
-    ignore_invalid_triggers=False,
-)
+    )
+
+
+MACHINE = build_machine()
 
 
 #: The machine's events by name (only the table's events: never a method of the instance).
