@@ -269,10 +269,11 @@ class AdaptivePolicy(Policy):
         by a tangent: the score is convex, so a tangent at the far point flatters the move);
         else on the baseline (a tangent there undervalues a move: the safe side)."""
         prices = self.prices
-        lead = self._point(self.saved_all)
-        if self._ahead(self.saved_all) > self._ahead([0.0, 0.0]):
-            return prices.kappa_gb(*prices.ahead(*lead), runs=2.0)
-        return prices.kappa_gb(*prices.ahead(*self.baseline), runs=2.0)
+        lead = prices.ahead(*self._point(self.saved_all))
+        base = prices.ahead(*self.baseline)  # _point of no saving, without the call
+        if prices.score(*lead, runs=2.0) > prices.score(*base, runs=2.0):
+            return prices.kappa_gb(*lead, runs=2.0)
+        return prices.kappa_gb(*base, runs=2.0)
 
     def kappa(self, fn: FunctionState) -> float:
         """Waiting seconds worth one second of this function's idle instance."""
