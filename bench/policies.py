@@ -125,6 +125,7 @@ def run_one(
         "scalerCpuS": record.get("scalerCpuInSecs"),
         "decisionP99Ms": record.get("decisionTimeP99Ms"),
         "decisionMaxMs": record.get("decisionTimeMaxMs"),
+        "decisionMaxExGcMs": record.get("decisionTimeMaxExGcMs"),
     }
 
 
@@ -161,6 +162,7 @@ COLUMNS = (
     ("scaler s", "{:>8.1f}", "scalerCpuS"),
     ("dec p99 ms", "{:>10.3f}", "decisionP99Ms"),
     ("dec max ms", "{:>10.1f}", "decisionMaxMs"),
+    ("ex-GC ms", "{:>8.1f}", "decisionMaxExGcMs"),
     ("ok %", "{:>7.3f}", "successRate"),
 )
 
@@ -171,6 +173,9 @@ def cell(key: str, fmt: str, row: dict[str, Any]) -> str:
         value = "-" if value is None else f"{value:.2f}"
     elif key == "gapClosed":
         value = "-" if value is None else f"{100 * value:.0f}"
+    elif value is None:  # not measured (wire mode, a row from an older run)
+        align, width = fmt[2], fmt[3:].split(".")[0].rstrip("}sdf")
+        return f"{{:{align}{width}}}".format("-")
     elif key == "successRate":
         value = 100 * value
     return fmt.format(value)
@@ -212,6 +217,7 @@ SAMPLE = {
     "scalerCpuS": 0.0,
     "decisionP99Ms": 0.0,
     "decisionMaxMs": 0.0,
+    "decisionMaxExGcMs": 0.0,
     "successRate": 1.0,
 }
 

@@ -323,10 +323,18 @@ def compute_line(record: dict[str, Any]) -> str:
         if record.get("computeSource")
         else ""
     )
+    collector = (
+        f" ({_ms(record['decisionTimeMaxExGcMs'], 2)} net of the collector, whose passes ran "
+        f"inside {record['decisionsWithGc']} decisions, "
+        f"longest {_ms(record['gcInDecisionMaxMs'], 2)})"
+        if record.get("decisionsWithGc")
+        else ""
+    )
     return (
         f"  scaler compute ({charged}): {record['scalerCpuInSecs']:.2f} s{calls}; "
         f"decisions p50 {_ms(record['decisionTimeP50Ms'], 4)}, "
         f"p99 {_ms(record['decisionTimeP99Ms'], 4)}, max {_ms(record['decisionTimeMaxMs'], 2)}"
+        f"{collector}"
     )
 
 

@@ -29,6 +29,7 @@ Without it (the default) the replay stays deterministic: the figures are reporte
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Awaitable, Coroutine, Generator
@@ -61,12 +62,24 @@ class LogHistogram:
         self.count = 0
         self.total = 0.0
         self.max = 0.0
+        #: (start, end) perf-counter times of the collector's passes since the last sample
+        #: (:class:`CollectorWatch` appends them); each sample takes out what overlapped it.
+        self.collections: list[tuple[float, float]] = []
+        #: The longest sample net of the collector's pauses inside it; how many samples had
+        #: one, and the longest such pause.
+        self.max_ex_gc = 0.0
+        self.gc_hits = 0
+        self.gc_max = 0.0
 
     def add(self, seconds: float) -> None:
         self.observe("", seconds)
 
     def observe(self, name: str, seconds: float) -> None:
         """Add ``seconds``; ``GuardedPolicy``'s meter signature (the decision's name unused)."""
+        if self.collections:  # the cyclic collector ran since the last sample: inside it?
+            self._net_of_collections(seconds)
+        elif seconds > self.max_ex_gc:
+            self.max_ex_gc = seconds
         self.count += 1
         self.total += seconds
         if seconds > self.max:
@@ -75,6 +88,19 @@ class LogHistogram:
         bucket = (exponent, int(mantissa * 128))
         counts = self.counts
         counts[bucket] = counts.get(bucket, 0) + 1
+
+    def _net_of_collections(self, seconds: float) -> None:
+        """Account the collector's passes that overlapped the sample that just ended."""
+        ended = time.perf_counter()
+        started = ended - seconds
+        inside = 0.0
+        for gc_start, gc_end in self.collections:
+            inside += max(0.0, min(gc_end, ended) - max(gc_start, started))
+        self.collections.clear()
+        if inside > 0.0:
+            self.gc_hits += 1
+            self.gc_max = max(self.gc_max, inside)
+        self.max_ex_gc = max(self.max_ex_gc, seconds - inside)
 
     def percentile(self, q: float) -> float | None:
         """The ``q``-th percentile (0..100), as the upper edge of its bucket; None if empty."""
@@ -87,6 +113,46 @@ class LogHistogram:
             if seen >= rank:
                 return min(self.max, math.ldexp((step + 1) / self._STEPS, exponent))
         return self.max
+
+
+class CollectorWatch:
+    """Times the cyclic collector's passes (``gc.callbacks``) for a :class:`LogHistogram`.
+
+    A pass runs inside whichever code allocated last, and in fast mode it walks the
+    simulator's young objects as well as the scaler's, so a decision's measured time can be
+    mostly a collection. The record reports decisions both with and net of the collector, and
+    the collector's own figures beside them.
+    """
+
+    _KEPT = 1024  # passes remembered between two samples (a sample is microseconds long)
+
+    def __init__(self, histogram: LogHistogram) -> None:
+        self.histogram = histogram
+        self.passes = 0
+        self.total_s = 0.0
+        self.longest_s = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started = now
+            return
+        spent = now - self._started
+        self.passes += 1
+        self.total_s += spent
+        self.longest_s = max(self.longest_s, spent)
+        collections = self.histogram.collections
+        if len(collections) >= self._KEPT:
+            del collections[: self._KEPT // 2]
+        collections.append((self._started, now))
+
+    def __enter__(self) -> CollectorWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
 
 
 class ComputeMeter:
@@ -109,6 +175,8 @@ class ComputeMeter:
         #: ``GuardedPolicy``'s meter: one policy call took ``seconds`` (the histogram's own
         #: method, one Python call less per decision: there are millions).
         self.decision = self.decisions.observe
+        #: The cyclic collector's passes while :attr:`collector` is entered (``with``).
+        self.collector = CollectorWatch(self.decisions)
         #: Time of platform code run inside a scaler callback (taken out of that callback).
         self.excluded = 0.0
 
@@ -157,6 +225,12 @@ class ComputeMeter:
             "decisionTimeP50Ms": ms(self.decisions.percentile(50.0)),
             "decisionTimeP99Ms": ms(self.decisions.percentile(99.0)),
             "decisionTimeMaxMs": ms(self.decisions.max if self.decisions.count else None),
+            "decisionTimeMaxExGcMs": ms(self.decisions.max_ex_gc if self.decisions.count else None),
+            "decisionsWithGc": self.decisions.gc_hits,
+            "gcInDecisionMaxMs": ms(self.decisions.gc_max),
+            "gcPasses": self.collector.passes,
+            "gcInSecs": self.collector.total_s,
+            "gcPassMaxMs": ms(self.collector.longest_s),
             "computeCharged": self.charge,
         }
 

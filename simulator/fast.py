@@ -90,7 +90,8 @@ async def _run(
         origin_ms=origin_ms,
     )
     start = loop.time()
-    totals = await replayer.run()
+    with compute.collector:
+        totals = await replayer.run()
     replay_end = loop.time()
     # The replay's compute; the lingering and the shutdown below are not scored.
     totals.compute = compute.figures(totals.cpu_time_s, totals.wall_time_s)

@@ -3,6 +3,7 @@ the record, and paid in virtual time only with ``charge_compute``."""
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -77,6 +78,37 @@ def test_the_record_reports_decision_times_and_scaler_cpu_without_charging_them(
     assert 0 < record["scalerCpuInSecs"] <= record["scalerWallInSecs"]
     # Not charged: the callers waited for the RPC-free virtual platform only.
     assert record["idleLatencyP99Ms"] == pytest.approx(0.0, abs=1e-6)
+
+
+class CollectingPolicy(ReferencePolicy):
+    """The reference policy, running full collections over a large heap in every keep-alive
+    decision (the pauses land inside the decision, as a collector's pass does)."""
+
+    name = "collecting"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heap: list[list[object]] = []
+
+    def keep_alive_until(self, pool, instance, now):  # type: ignore[no-untyped-def]
+        if not self.heap:  # made after the replay froze the trace: the collector walks it
+            self.heap = [[] for _ in range(200_000)]
+        for _ in range(4):  # walking the heap four times costs more than making it once
+            gc.collect()
+        return super().keep_alive_until(pool, instance, now)
+
+
+def test_the_collector_s_pauses_inside_decisions_are_reported_beside_them() -> None:
+    dataset = _dataset()
+    record = build_record(dataset, run_fast(dataset, CollectingPolicy()).totals, record_id=1)
+    assert record["decisionsWithGc"] >= 5  # every Idle's keep-alive decision
+    assert record["gcPasses"] >= record["decisionsWithGc"]
+    assert record["gcInSecs"] * 1000.0 >= record["gcInDecisionMaxMs"] > 0.0
+    # What the decision did besides collecting is far shorter than the collection.
+    assert record["decisionTimeMaxExGcMs"] < 0.5 * record["decisionTimeMaxMs"]
+    # Thinking is not collecting: none of it is taken out.
+    thinking = build_record(dataset, run_fast(dataset, ThinkingPolicy()).totals, record_id=1)
+    assert thinking["decisionTimeMaxExGcMs"] >= THINK_S * 1000.0
 
 
 def test_an_uncharged_replay_stays_deterministic() -> None:

@@ -35,6 +35,12 @@ MEASURED = (
     "decisionTimeP50Ms",
     "decisionTimeP99Ms",
     "decisionTimeMaxMs",
+    "decisionTimeMaxExGcMs",
+    "decisionsWithGc",
+    "gcInDecisionMaxMs",
+    "gcPasses",
+    "gcInSecs",
+    "gcPassMaxMs",
     "scalerCalls",
 )
 """Record keys that measure this machine (times of the simulator's and the scaler's own code),
