@@ -404,6 +404,7 @@ class AdaptivePolicy(Policy):
         stage: the walk goes from the oldest release and stops at the first not yet due."""
         cold = self.cold_s(fn)
         rate: list[float] = []  # the exchange rate, computed once and only if needed
+        priced: dict[int, tuple[float, float, float, float]] = {}  # by id: the walk's prices
 
         def bound_worth_a_cold_start(release: Release) -> bool:
             plan, age = release.plan, now - release.at
@@ -412,8 +413,8 @@ class AdaptivePolicy(Policy):
             if not rate:
                 rate.append(self.kappa(fn))
             kappa = rate[0]
-            *_, ds, dw = self._gap_price(fn, release, age, cold)
-            return kappa * ds / fn.gb + dw >= cold + kappa * cold
+            price = priced[id(release)] = self._gap_price(fn, release, age, cold)
+            return kappa * price[2] / fn.gb + price[3] >= cold + kappa * cold
 
         def exact(release: Release) -> bool:
             plan = release.plan
@@ -429,7 +430,9 @@ class AdaptivePolicy(Policy):
                     continue
                 release.stage = stage
                 self._uncredit(fn, release)
-                price = self._gap_price(fn, release, now - release.at, cold)
+                price = priced.pop(id(release), None) or self._gap_price(
+                    fn, release, now - release.at, cold
+                )
                 self._add(fn, *price)
                 release.credit = price
                 credited = True
