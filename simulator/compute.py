@@ -65,8 +65,8 @@ class LogHistogram:
         #: (start, end) perf-counter times of the collector's passes since the last sample
         #: (:class:`CollectorWatch` appends them); each sample takes out what overlapped it.
         self.collections: list[tuple[float, float]] = []
-        #: The longest sample net of the collector's pauses inside it; how many samples had
-        #: one, and the longest such pause.
+        #: The longest sample net of the collector's passes inside it; how many samples held
+        #: a pass, and the most collector time inside one sample.
         self.max_ex_gc = 0.0
         self.gc_hits = 0
         self.gc_max = 0.0

@@ -8,9 +8,10 @@ lean machine given callbacks the shortcuts skip must still run them, in the libr
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transitions import Machine, MachineError
+from transitions import EventData, Machine, MachineError
 
 from scaler.states.instance import build_machine
 from scaler.states.lifecycle import EVENTS, INITIAL_STATE
@@ -108,3 +109,78 @@ def test_a_refused_event_raises_as_the_library_does_and_changes_nothing() -> Non
     else:
         raise AssertionError("assign from new was accepted")
     assert model.state == INITIAL_STATE and model.calls == []
+
+
+class Strict(Model):
+    """A model whose guard on ``release`` raises: the error must reach the caller."""
+
+    def serves_request(self, event_data) -> bool:
+        if event_data.kwargs.get("request") == "boom":
+            raise RuntimeError("guard failed loudly")
+        return super().serves_request(event_data)
+
+
+SEQUENCE = [
+    ("create", None, None),
+    ("slot_created", None, "s-1"),
+    ("init_succeeded", None, None),
+    ("assign", "r-1", None),
+    ("release", "r-2", None),  # guard fails: not the request served
+    ("release", "boom", None),  # guard raises
+    ("release", "r-1", None),
+    ("assign", None, None),  # guard fails: no request
+    ("expire", None, None),
+    ("destroyed", None, None),
+    ("create", None, None),  # refused: deleted is the end
+]
+
+
+def _run(machine: Machine, model: Model) -> list[str]:
+    outcomes = []
+    for event, request, slot in SEQUENCE:
+        try:
+            outcomes.append(fire(machine, model, event, request, slot))
+        except RuntimeError as err:
+            outcomes.append(f"raised {err}")
+        outcomes.append(model.state)
+    return outcomes + model.calls
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"queued": True},  # the library's queue: handled by the library's own _process
+        {"on_exception": "note_error"},  # errors go to a callback instead of the caller
+        {"finalize_event": "note_final"},
+    ],
+    ids=["plain", "queued", "on_exception", "finalize_event"],
+)
+def test_machine_options_give_the_library_s_outcomes(options) -> None:
+    runs = []
+    for cls in (Machine, LeanMachine):
+        model = Strict()
+        model.note_error = lambda event_data, m=model: m.calls.append(  # type: ignore[attr-defined]
+            f"error {event_data.error}"
+        )
+        model.note_final = lambda event_data, m=model: m.calls.append(  # type: ignore[attr-defined]
+            f"final {event_data.result} {event_data.error}"
+        )
+        runs.append(_run(build(cls, **options), model))
+    assert runs[1] == runs[0]
+    assert "raised guard failed loudly" in runs[0] or "error guard failed loudly" in runs[0]
+
+
+def test_an_error_is_left_on_the_event_data_as_the_library_leaves_it() -> None:
+    seen = []
+    for cls in (Machine, LeanMachine):
+        model = Strict()
+        machine = build(cls)
+        for event, request, slot in SEQUENCE[:4]:
+            fire(machine, model, event, request, slot)
+        event_data = EventData(None, machine.events["release"], machine, model, (), {})
+        event_data.kwargs = {"request": "boom"}
+        with pytest.raises(RuntimeError):
+            machine.events["release"]._trigger(event_data)
+        seen.append(str(event_data.error))
+    assert seen == ["guard failed loudly", "guard failed loudly"]

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-#: Relative rounding allowed for in the pre-warm search's bounds (far above a float's).
+#: Rounding allowed for in the pre-warm search's bounds, relative to the size of the costs'
+#: terms (far above a float's 1e-16).
 _SLACK = 1e-9
 
 
@@ -151,6 +152,8 @@ def choose_window(
     # kappa*(cold + b - a), however far b goes: the bounds below skip the (a, b) pairs that
     # cannot beat the best plan so far (exactly the pairs the full search would not take;
     # ``slack`` covers rounding), which makes the search far shorter than n*n/2 steps.
+    # The size of the terms the costs are sums of (their rounding is relative to it).
+    scale = 1.0 + miss * total + kappa * (mass[n] + (g[-1] if n else 0.0) * total + cold_s * total)
     i = 0
     while i < n:
         a = g[i]
@@ -165,7 +168,7 @@ def choose_window(
         lo = bisect.bisect_left(g, a - cold_s)
         n_wait = count[first_a] - count[lo]
         head = count[lo] * miss + n_wait * (a + kappa * cold_s) - (mass[first_a] - mass[lo])
-        slack = _SLACK * (abs(best_total) + abs(head) + 1.0)
+        slack = _SLACK * (abs(best_total) + scale)
         if head + kappa * cold_s * (total - count[first_a]) > best_total + slack:
             continue
         j = first_a
